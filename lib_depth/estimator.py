@@ -1,0 +1,53 @@
+"""Per-image depth for a batch of init images: each distinct image estimated once, in one forward."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .cache import DepthCache, image_digest
+from .estimate import prepare_midas_input, run_depth_model
+from .validation import check_image_batch
+
+
+@dataclass
+class DepthEstimator:
+    """A depth model with its cache.
+
+    `key` names the weights (e.g. the checkpoint's hash) so that two depth models never share
+    cache entries; the model's current parameter dtype is added to every cache key, since a
+    float16 model gives a (slightly) different estimate than a float32 one.
+    """
+
+    model: torch.nn.Module
+    key: str = "dpt_hybrid"
+    cache: DepthCache | None = None
+    max_batch_size: int | None = None
+
+    def estimate(self, images: torch.Tensor) -> torch.Tensor:
+        """[B, 3, H, W] in [-1, 1] -> float32 [B, 1, h, w] raw depth (MiDaS resolution), on the
+        images' device. Slice i is image i's own depth; identical images share one estimate."""
+        check_image_batch(images)
+        digests = [image_digest(image) for image in images]
+        found: dict[str, torch.Tensor] = {}
+        for digest in dict.fromkeys(digests):
+            cached = self.cache.get(self._cache_key(digest)) if self.cache is not None else None
+            if cached is not None:
+                found[digest] = cached.to(images.device)
+
+        missing = [d for d in dict.fromkeys(digests) if d not in found]
+        if missing:
+            first_index = {d: digests.index(d) for d in missing}
+            batch = images[[first_index[d] for d in missing]]
+            depth = run_depth_model(self.model, prepare_midas_input(batch), max_batch_size=self.max_batch_size)
+            for digest, slice_ in zip(missing, depth, strict=True):
+                found[digest] = slice_
+                if self.cache is not None:
+                    self.cache.put(self._cache_key(digest), slice_)
+        return torch.stack([found[d] for d in digests])
+
+    def _cache_key(self, digest: str) -> tuple:
+        parameter = next(self.model.parameters(), None)
+        dtype = str(parameter.dtype) if parameter is not None else "none"
+        return (digest, self.key, dtype)

@@ -1,0 +1,72 @@
+"""`python -m lib_depth preview`: a real subprocess on real files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lib_depth import DepthSettings, conditioning_to_previews, depth_to_conditioning, depth_to_tensor, load_depth_map
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "lib_depth", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_preview_writes_the_conditioning_the_model_gets(tmp_path):
+    y, x = np.mgrid[0:200, 0:300]
+    Image.fromarray((x * 200 + y * 10).astype(np.uint16)).save(tmp_path / "map.png")
+    result = run_cli(
+        "preview",
+        str(tmp_path / "map.png"),
+        "-o",
+        str(tmp_path / "out.png"),
+        "--width",
+        "256",
+        "--height",
+        "192",
+        "--gamma",
+        "2",
+        "--invert",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "256x192" in result.stdout
+    written = Image.open(tmp_path / "out.png")
+    settings = DepthSettings(gamma=2.0, invert=True)
+    conditioning = depth_to_conditioning(depth_to_tensor(load_depth_map(tmp_path / "map.png")), (24, 32), settings)
+    expected = conditioning_to_previews(conditioning, (192, 256))[0]
+    assert written.size == (256, 192) and np.array_equal(np.asarray(written), np.asarray(expected))
+    assert torch.tensor(np.asarray(written)[:, 0].astype(float)).mean() > 200  # inverted: left is near
+
+
+def test_colour_preview(tmp_path):
+    Image.fromarray(np.tile(np.arange(128, dtype=np.uint8), (96, 1))).save(tmp_path / "map.png")
+    result = run_cli("preview", str(tmp_path / "map.png"), "-o", str(tmp_path / "c.png"), "--color")
+    assert result.returncode == 0, result.stderr
+    assert Image.open(tmp_path / "c.png").mode == "RGB"
+
+
+def test_user_mistakes_are_one_line_errors_without_traceback(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    cases = [
+        (("preview", str(tmp_path / "missing.png"), "-o", str(tmp_path / "o.png")), "file not found"),
+        (("preview", str(tmp_path / "notes.txt"), "-o", str(tmp_path / "o.png")), "not a readable image"),
+        (("preview", str(tmp_path / "notes.txt"), "-o", str(tmp_path / "o.png"), "--gamma", "0"), "gamma"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args)
+        assert result.returncode == 2
+        assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_lists_the_commands():
+    result = run_cli("--help")
+    assert result.returncode == 0 and "preview" in result.stdout
