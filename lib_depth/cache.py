@@ -13,9 +13,11 @@ import torch
 def image_digest(image: torch.Tensor) -> str:
     """Content hash of one image tensor: its bytes, shape and dtype."""
     data = image.detach().contiguous().cpu()
-    hasher = hashlib.blake2b(digest_size=20)
-    hasher.update(f"{tuple(data.shape)}|{data.dtype}|".encode())
-    hasher.update(data.view(torch.uint8).numpy().tobytes() if data.numel() else b"")
+    # SHA-1 for speed (hardware-accelerated, ~2 GB/s) on an identity check, not for security;
+    # the bytes are hashed in place, without a copy.
+    hasher = hashlib.sha1(f"{tuple(data.shape)}|{data.dtype}|".encode(), usedforsecurity=False)
+    if data.numel():
+        hasher.update(data.view(torch.uint8).numpy())
     return hasher.hexdigest()
 
 

@@ -48,6 +48,78 @@ def _preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    import json
+
+    from .doctor import default_paths, examine, find_checkpoints, format_table
+
+    paths = args.paths or default_paths()
+    files = find_checkpoints(paths)
+    if not files:
+        raise ValueError(f"no .safetensors or .ckpt files in {', '.join(map(str, paths))}")
+    rows = [examine(path, fix=args.fix) for path in files]
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    else:
+        print(format_table(rows))
+        bad = sum(not row.ok for row in rows)
+        print(
+            f"\n{len(rows)} file(s) examined, {bad} with problems"
+            if bad
+            else f"\n{len(rows)} file(s) examined, all fine"
+        )
+    return 0 if all(row.ok for row in rows) else 1
+
+
+def _unused_path(path: Path) -> Path:
+    """`path`, or `name-1.png`, `name-2.png`... so an existing file is never overwritten."""
+    candidate, counter = path, 0
+    while candidate.exists():
+        counter += 1
+        candidate = path.with_name(f"{path.stem}-{counter}{path.suffix}")
+    return candidate
+
+
+def _progress(items: list, description: str):
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, desc=description, unit="image", disable=len(items) < 2 or None)
+
+
+def _depth(args: argparse.Namespace) -> int:
+    from .cache import DepthCache
+    from .conditioning import depth_to_conditioning
+    from .depthmap import colorize, conditioning_to_png16, conditioning_to_previews, save_png
+    from .estimator import DepthEstimator
+    from .images import image_to_tensor
+    from .midas import load_depth_model
+
+    settings = settings_from_arguments(args)
+    missing = [str(path) for path in args.images if not path.is_file()]
+    if missing:
+        raise ValueError(f"image not found: {', '.join(missing)}")
+    model = load_depth_model(args.checkpoint)
+    estimator = DepthEstimator(model, key=str(args.checkpoint), cache=DepthCache())
+    args.output.mkdir(parents=True, exist_ok=True)
+    for path in _progress(args.images, "depth"):
+        images = image_to_tensor(path, name="image")
+        size = tuple(images.shape[-2:])
+        depth = depth_to_conditioning(estimator.estimate(images), size, settings, image_size=size)
+        written = save_png(conditioning_to_png16(depth)[0], _unused_path(args.output / f"{path.stem}-depth.png"))
+        line = f"{path} -> {written}"
+        if args.preview:
+            preview = conditioning_to_previews(depth)[0]
+            extra = save_png(
+                colorize(preview) if args.color else preview,
+                _unused_path(args.output / f"{path.stem}-depth-preview.png"),
+            )
+            line += f", {extra.name}"
+        print(line)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
@@ -70,6 +142,43 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--color", action="store_true", help="colour-mapped instead of grayscale")
     add_edit_arguments(preview)
     preview.set_defaults(run=_preview)
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check checkpoints and the configs beside depth checkpoints",
+        description="Examine checkpoints without loading them: what each is (depth, SD 1.x, SD 2.x, inpainting, "
+        "SDXL), its precision, whether it is truncated or corrupt, and whether a depth checkpoint has a usable "
+        "config beside it. Exit status 0 when every file is a readable checkpoint and every depth checkpoint is "
+        "usable, 1 otherwise.",
+    )
+    doctor.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="checkpoint files or folders (default: models/Stable-diffusion when run from the WebUI folder)",
+    )
+    doctor.add_argument(
+        "--fix",
+        action="store_true",
+        help="write a depth config where missing or wrong (the old file is kept as .bak-<time>)",
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    doctor.set_defaults(run=_doctor)
+
+    depth = commands.add_parser(
+        "depth",
+        help="depth maps of images with the MiDaS weights inside a depth checkpoint",
+        description="Estimate depth with the DPT-Hybrid weights stored in a depth checkpoint, no WebUI needed. "
+        "Writes one 16-bit PNG per image at the image's resolution (white = near), named <image>-depth.png; "
+        "existing files are never overwritten.",
+    )
+    depth.add_argument("images", nargs="+", type=Path, help="input images")
+    depth.add_argument("--checkpoint", type=Path, required=True, help="depth checkpoint (.safetensors or .ckpt)")
+    depth.add_argument("-o", "--output", type=Path, required=True, help="folder to write the depth maps to")
+    depth.add_argument("--preview", action="store_true", help="also write an 8-bit preview, <image>-depth-preview.png")
+    depth.add_argument("--color", action="store_true", help="colour-map the preview")
+    add_edit_arguments(depth)
+    depth.set_defaults(run=_depth)
     return parser
 
 
