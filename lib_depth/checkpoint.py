@@ -64,6 +64,7 @@ class CheckpointReport:
     description: str = ""
     precision: str = "-"
     problem: str | None = None  # set when the file cannot be used at all
+    context_dim: int | None = None  # width of the text conditioning the UNet cross-attends to
     tensors: dict[str, TensorInfo] = field(default_factory=dict, repr=False)
 
     @property
@@ -159,16 +160,13 @@ def _load_without_code(path: Path, *, mmap: bool) -> object:
 def classify(tensors: dict[str, TensorInfo]) -> tuple[str, str, str | None]:
     """(kind, description, problem) from tensor names and shapes."""
     unet = tensors.get(UNET_INPUT_KEY)
-    context = tensors.get(CONTEXT_KEY)
     channels = unet.shape[1] if unet and len(unet.shape) == 4 else None
-    context_dim = context.shape[1] if context and len(context.shape) == 2 else None
+    context_dim = context_dim_of(tensors)
     if DEPTH_KEY in tensors:
-        problems = []
         if channels != DEPTH_UNET_CHANNELS:
-            problems.append(f"UNet takes {channels} input channels, a depth model needs {DEPTH_UNET_CHANNELS}")
-        if context_dim is not None and context_dim != DEPTH_CONTEXT_DIM:
-            problems.append(f"text context is {context_dim}-dimensional, SD 2 depth uses {DEPTH_CONTEXT_DIM}")
-        return "depth", "SD 2 depth (512-depth)", "; ".join(problems) or None
+            problem = f"UNet takes {channels} input channels, a depth model needs {DEPTH_UNET_CHANNELS}"
+            return "depth", "SD 2 depth (512-depth)", problem
+        return "depth", "SD 2 depth (512-depth)", None
     if SDXL_KEY in tensors:
         return ("sdxl-inpainting", "SDXL inpainting", None) if channels == 9 else ("sdxl", "SDXL", None)
     if SDXL_REFINER_KEY in tensors:
@@ -187,6 +185,11 @@ def classify(tensors: dict[str, TensorInfo]) -> tuple[str, str, str | None]:
     if sd2:
         return kind, "SD 2.x (512-base or 768-v)", None
     return kind, family, None
+
+
+def context_dim_of(tensors: dict[str, TensorInfo]) -> int | None:
+    context = tensors.get(CONTEXT_KEY)
+    return context.shape[1] if context and len(context.shape) == 2 else None
 
 
 def precision_of(tensors: dict[str, TensorInfo]) -> str:
@@ -221,6 +224,7 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointReport:
         return report
     report.kind, report.description, report.problem = classify(report.tensors)
     report.precision = precision_of(report.tensors)
+    report.context_dim = context_dim_of(report.tensors)
     return report
 
 

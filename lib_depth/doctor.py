@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .checkpoint import CHECKPOINT_SUFFIXES, inspect_checkpoint
+from .checkpoint import CHECKPOINT_SUFFIXES, DEPTH_CONTEXT_DIM, inspect_checkpoint
 from .model_config import check_depth_config, fix_depth_config
 
 WEBUI_MODELS = Path("models") / "Stable-diffusion"
@@ -68,6 +68,18 @@ def examine(path: Path, *, fix: bool = False) -> DoctorRow:
         return DoctorRow(name, kind, report.precision, "-", f"not usable: {report.problem}", False)
 
     status = check_depth_config(path)
+    if report.context_dim not in (None, DEPTH_CONTEXT_DIM) and status.context_dim != report.context_dim:
+        # not SD 2's text encoder: only a config of its own describes it, ours would not load
+        return DoctorRow(
+            name,
+            kind,
+            report.precision,
+            f"{status.state}: {status.message}",
+            f"not usable: its text context is {report.context_dim}-wide, SD 2 depth uses "
+            f"{DEPTH_CONTEXT_DIM}; it needs a config beside it declaring context_dim "
+            f"{report.context_dim}",
+            False,
+        )
     if status.state == "ok":
         return DoctorRow(name, kind, report.precision, "ok", "-", True)
     if not fix:

@@ -24,6 +24,7 @@ class ConfigStatus:
     path: Path
     state: str  # ok | missing | wrong | unreadable
     message: str
+    context_dim: int | None = None  # the UNet's context_dim the config declares
 
 
 def config_path_for(checkpoint: str | os.PathLike) -> Path:
@@ -43,7 +44,8 @@ def check_depth_config(checkpoint: str | os.PathLike) -> ConfigStatus:
     problem = _depth_config_problem(config)
     if problem:
         return ConfigStatus(path, "wrong", f"{path.name} {problem}")
-    return ConfigStatus(path, "ok", f"{path.name} describes a depth model")
+    context_dim = _section(_section(_section(config["model"], "params"), "unet_config"), "params").get("context_dim")
+    return ConfigStatus(path, "ok", f"{path.name} describes a depth model", context_dim)
 
 
 def _depth_config_problem(config: object) -> str | None:

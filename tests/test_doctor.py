@@ -7,11 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
 from checkpoints import state_dict, truncate, write_ckpt, write_safetensors
 from test_model_config import SD2_INFERENCE
 
 from lib_depth.doctor import examine, find_checkpoints
-from lib_depth.model_config import config_path_for
+from lib_depth.model_config import BUNDLED_CONFIG, config_path_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -103,3 +104,16 @@ def test_examine_depth_checkpoint_with_wrong_unet(tmp_path):
     row = examine(path)
     assert not row.ok and row.action.startswith("not usable: UNet takes 4 input channels")
     assert find_checkpoints([tmp_path]) == [path]
+
+
+def test_depth_model_with_another_text_encoder_needs_its_own_config(tmp_path):
+    tensors = state_dict("depth")
+    tensors["model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"] = torch.zeros(32, 512)
+    path = write_safetensors(tmp_path / "tiny-depth.safetensors", tensors)
+    row = examine(path, fix=True)
+    assert not row.ok and "text context is 512-wide" in row.action
+    assert not config_path_for(path).exists()  # ours (1024) would not fit: nothing written
+    own = BUNDLED_CONFIG.read_text().replace("context_dim: 1024", "context_dim: 512")
+    config_path_for(path).write_text(own)
+    assert examine(path).ok
+    assert examine(write_safetensors(tmp_path / "sd2-depth.safetensors", state_dict("depth"))).ok
