@@ -50,10 +50,13 @@ def find_checkpoints(paths: Iterable[str | os.PathLike]) -> list[Path]:
 
 
 def default_paths(cwd: str | os.PathLike | None = None) -> list[Path]:
-    folder = Path(cwd or os.getcwd()) / WEBUI_MODELS
-    if not folder.is_dir():
-        raise ValueError(f"no {WEBUI_MODELS} here: run from the WebUI folder, or name checkpoint files or folders")
-    return [folder]
+    """The WebUI's model folder, seen from the WebUI folder or from this extension's folder."""
+    here = Path(cwd or os.getcwd()).resolve()
+    roots = [here] + ([here.parent.parent] if here.parent.name == "extensions" else [])
+    for root in roots:
+        if (root / WEBUI_MODELS).is_dir():
+            return [root / WEBUI_MODELS]
+    raise ValueError(f"no {WEBUI_MODELS} here: run from the WebUI folder, or name checkpoint files or folders")
 
 
 def examine(path: Path, *, fix: bool = False) -> DoctorRow:

@@ -117,3 +117,11 @@ def test_depth_model_with_another_text_encoder_needs_its_own_config(tmp_path):
     config_path_for(path).write_text(own)
     assert examine(path).ok
     assert examine(write_safetensors(tmp_path / "sd2-depth.safetensors", state_dict("depth"))).ok
+
+
+def test_default_folder_from_the_extension_folder(tmp_path):
+    models_folder(tmp_path)
+    extension = tmp_path / "extensions" / "sd-webui-depth2img"
+    extension.mkdir(parents=True)
+    result = doctor(cwd=extension)
+    assert result.returncode == 0 and "512-depth-ema" in result.stdout
