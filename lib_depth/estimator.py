@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Callable, ContextManager
 
 import torch
 
@@ -24,6 +26,8 @@ class DepthEstimator:
     key: str = "dpt_hybrid"
     cache: DepthCache | None = None
     max_batch_size: int | None = None
+    # entered around each forward only (not on cache hits): the WebUI moves the model there
+    around_forward: Callable[[], ContextManager] | None = None
 
     def estimate(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, H, W] in [-1, 1] -> float32 [B, 1, h, w] raw depth (MiDaS resolution), on the
@@ -40,7 +44,8 @@ class DepthEstimator:
         if missing:
             first_index = {d: digests.index(d) for d in missing}
             batch = images[[first_index[d] for d in missing]]
-            depth = run_depth_model(self.model, prepare_midas_input(batch), max_batch_size=self.max_batch_size)
+            with self.around_forward() if self.around_forward else contextlib.nullcontext():
+                depth = run_depth_model(self.model, prepare_midas_input(batch), max_batch_size=self.max_batch_size)
             for digest, slice_ in zip(missing, depth, strict=True):
                 found[digest] = slice_
                 if self.cache is not None:

@@ -3,11 +3,15 @@ and WebUI modules are imported lazily inside the functions that read them."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+import torch
 
 from .checkpoint import inspect_checkpoint
+from .conditioning import depth_to_conditioning
 from .midas import offline_load_model
 
 _depth_weights_by_file: dict[tuple[str, int, int], bool] = {}
@@ -57,3 +61,88 @@ def install_offline_midas(midas_api: Any, has_depth_weights: Callable[[], bool |
             midas_api.load_model = previous
 
     return undo
+
+
+# --- generation glue ---------------------------------------------------------------------------
+
+DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"
+
+
+def is_depth_model(sd_model: Any) -> bool:
+    return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
+
+
+def checkpoint_key(sd_model: Any) -> str:
+    info = getattr(sd_model, "sd_checkpoint_info", None)
+    return str(getattr(info, "sha256", None) or getattr(info, "filename", None) or id(sd_model))
+
+
+@contextlib.contextmanager
+def placed(module: Any, *, device: Any, offload: bool, managed: bool) -> Iterator[None]:
+    """Put the depth model on `device` for a forward, and back on the CPU after it if asked.
+
+    `managed` (--lowvram/--medvram) leaves placement to the WebUI's own hooks.
+    """
+    if not managed:
+        module.to(device)
+    try:
+        yield
+    finally:
+        if offload and not managed:
+            module.to("cpu")
+
+
+def prepare_init_image(image: Any, p: Any) -> Any:
+    """An init image as StableDiffusionProcessingImg2Img.init prepares it, before any fill:
+    flatten, resize (resize mode) or "only masked" crop (modules/processing.py, v1.10.1)."""
+    from modules import images
+    from modules.shared import opts
+
+    image = images.flatten(image, opts.img2img_background_color)
+    paste_to = getattr(p, "paste_to", None)
+    if paste_to:
+        x, y, w, h = paste_to
+        return images.resize_image(2, image.crop((x, y, x + w, y + h)), p.width, p.height)
+    if p.resize_mode != 3:
+        image = images.resize_image(p.resize_mode, image, p.width, p.height)
+    return image
+
+
+def depth_map_path_for(saved_image: str | os.PathLike) -> Path:
+    """`00012-1234.png` -> `00012-1234-depth.png`, beside the output, as the WebUI names files."""
+    path = Path(saved_image)
+    return path.with_name(f"{path.stem}-depth.png")
+
+
+def conditioning_for_request(
+    run: Any,
+    *,
+    init_image: Any = None,
+    width: int,
+    height: int,
+    resize_mode: int = 0,
+) -> Any:
+    """The conditioning a generation of `width` x `height` would get, for preview and the API:
+    estimated from `init_image` (fitted with the WebUI's resize mode), or from the run's user
+    image. Uses the run's estimator, so its cache serves the generation that follows."""
+    import types
+
+    from modules import images
+    from modules.shared import opts
+
+    from .images import image_to_tensor
+
+    if width % 8 or height % 8 or width < 64 or height < 64:
+        raise ValueError(f"width/height: {width}x{height} must be multiples of 8, at least 64")
+    latent = (height // 8, width // 8)
+    if run.settings.source == "estimate":
+        if init_image is None:
+            raise ValueError("image: an init image is needed to estimate depth from")
+        image = images.flatten(init_image, opts.img2img_background_color)
+        if resize_mode != 3:
+            image = images.resize_image(resize_mode, image, width, height)
+        tensor = image_to_tensor(image.convert("RGB"), name="image")
+        depth = run.estimate_depth(tensor)
+        return depth_to_conditioning(depth, latent, run.settings, image_size=(height, width))
+    p = types.SimpleNamespace(width=width, height=height, resize_mode=resize_mode)
+    return run.txt2img_conditioning(p, torch.zeros(1, 4, *latent))

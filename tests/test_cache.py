@@ -45,18 +45,22 @@ def test_key_separates_weights_model_dtype_and_image_content(dpt_head, scene_bat
     counting.to(torch.float64)
     DepthEstimator(counting, key="ckpt-a", cache=cache).estimate(images)
     shifted = images.clone()
-    shifted[0, 0, 0, 0] += 0.01
+    shifted[0, 0, 0, 0] += 0.05
     DepthEstimator(counting, key="ckpt-a", cache=cache).estimate(shifted)
     assert counting.batch_sizes == [1, 1, 1, 1]
     assert cache.stats().entries == 4
 
 
-def test_digest_depends_on_content_shape_and_dtype():
-    image = torch.zeros(3, 64, 64)
+def test_digest_is_of_the_8_bit_picture_and_its_shape():
+    pixels = torch.randint(0, 256, (3, 64, 64), generator=torch.Generator().manual_seed(0))
+    image = pixels / 255.0 * 2 - 1  # as the WebUI makes it: 8-bit / 255, then * 2 - 1
     assert image_digest(image) == image_digest(image.clone())
-    assert image_digest(image) != image_digest(image.half())
-    assert image_digest(image) != image_digest(torch.zeros(3, 32, 128))
-    assert image_digest(image.bfloat16()) != image_digest(image.half())
+    assert image_digest(image) == image_digest(image.half())  # same picture, any precision
+    assert image_digest(image) == image_digest(image.bfloat16())
+    assert image_digest(image) != image_digest(image.reshape(3, 32, 128))
+    changed = image.clone()
+    changed[0, 0, 0] += 2 / 255  # one 8-bit step is a different picture
+    assert image_digest(image) != image_digest(changed)
 
 
 def test_eviction_by_entry_count_is_least_recently_used():

@@ -1,0 +1,79 @@
+"""Images that arrive over the API or from the UI: base64 or uploaded data only, bounded in size.
+
+A string is decoded as base64 image data and nothing else: never opened as a server path and
+never fetched as a URL. Sizes are checked before the pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+from PIL import Image
+
+DEFAULT_MAX_PIXELS = 16 * 2**20  # 16 megapixels
+DEFAULT_MAX_BASE64_CHARS = 64 * 2**20  # 64 MiB of base64 text, about 48 MiB of file
+_DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
+_BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]*$", re.ASCII)
+
+
+class PayloadError(ValueError):
+    """Bad input from a client; the message names the field and is safe to show."""
+
+
+def decode_image(
+    value: object,
+    field: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_base64_chars: int = DEFAULT_MAX_BASE64_CHARS,
+) -> Image.Image:
+    """A loaded PIL image from a PIL image or base64 text (optionally a data URL)."""
+    if isinstance(value, Image.Image):
+        image = value
+    elif isinstance(value, str):
+        image = _open_base64(value, field, max_pixels=max_pixels, max_base64_chars=max_base64_chars)
+    else:
+        raise PayloadError(f"{field}: expected base64 image data, got {type(value).__name__}")
+    if image.width * image.height > max_pixels:
+        raise PayloadError(f"{field}: {image.width}x{image.height} is over the limit of {max_pixels:,} pixels")
+    return image
+
+
+def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: int) -> Image.Image:
+    if len(text) > max_base64_chars:
+        raise PayloadError(f"{field}: {len(text):,} characters of base64 is over the limit of {max_base64_chars:,}")
+    text = _DATA_URL.sub("", text.strip(), count=1)
+    if not text or not _BASE64_CHARS.match(text):
+        raise PayloadError(
+            f"{field}: expected base64 image data (plain or a data:image/... URL); file paths and URLs are not accepted"
+        )
+    try:
+        data = base64.b64decode(text, validate=False)
+    except (binascii.Error, ValueError):
+        raise PayloadError(f"{field}: not valid base64") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > max_pixels:  # from the header, before any pixel is decoded
+                raise PayloadError(f"{field}: {image.width}x{image.height} is over the limit of {max_pixels:,} pixels")
+            image.load()
+    except PayloadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise PayloadError(f"{field}: image is too large (decompression bomb protection)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        kind = "truncated or damaged" if "truncated" in str(error).lower() else "not a readable image"
+        raise PayloadError(f"{field}: {kind}") from None
+    return image
+
+
+def encode_png(image: Image.Image) -> str:
+    """PNG bytes as base64 text (keeps 16-bit depth maps 16-bit)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,48 @@
+"""The script's arguments: positional from the UI and the API, or by name as one dict (API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Sequence
+
+from PIL import Image
+
+from .payload import PayloadError, decode_image
+from .settings import DepthSettings
+
+# Order of the UI components, which is also the API's positional order.
+ARG_NAMES = ("enabled", "source", "invert", "near", "far", "gamma", "blur", "masked_area", "save_depth", "image")
+SETTING_NAMES = tuple(f.name for f in fields(DepthSettings))
+
+
+@dataclass
+class ScriptRequest:
+    settings: DepthSettings
+    image: Image.Image | None = None  # the uploaded depth map, or the reference photo (txt2img)
+
+
+def parse_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> ScriptRequest:
+    """Read the script's slots. A dict in the first slot means arguments by name.
+
+    Raises PayloadError naming the field for anything invalid.
+    """
+    if args and isinstance(args[0], dict):
+        values = dict(args[0])
+        unknown = sorted(set(values) - set(ARG_NAMES))
+        if unknown:
+            raise PayloadError(f"depth2img: unknown argument(s) {', '.join(unknown)}; known: {', '.join(ARG_NAMES)}")
+    else:
+        if len(args) > len(ARG_NAMES):
+            raise PayloadError(f"depth2img: expected at most {len(ARG_NAMES)} arguments, got {len(args)}")
+        values = dict(zip(ARG_NAMES, args, strict=False))  # fewer slots: the rest take defaults
+    image = values.pop("image", None)
+    values = {name: value for name, value in values.items() if value is not None}
+    try:
+        settings = DepthSettings(**values)
+    except ValueError as error:
+        raise PayloadError(f"depth2img: {error}") from None
+    decoded = None
+    if image is not None and image != "":
+        limits = {"max_pixels": max_pixels} if max_pixels else {}
+        decoded = decode_image(image, "depth2img image", **limits)
+    return ScriptRequest(settings, decoded)

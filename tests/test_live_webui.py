@@ -1,0 +1,227 @@
+"""Against a running WebUI with this extension and a depth checkpoint loaded (opt-in).
+
+    SD_WEBUI_URL=http://127.0.0.1:7861 [SD_WEBUI_AUTH=user:pass] [SD_WEBUI_OUTPUTS=/path/to/webui/outputs] \
+        python -m pytest tests/test_live_webui.py
+
+Black-box over HTTP only. Skipped unless SD_WEBUI_URL is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+from scenes import make_scene
+
+URL = os.environ.get("SD_WEBUI_URL", "").rstrip("/")
+OUTPUTS = os.environ.get("SD_WEBUI_OUTPUTS")  # optional: the server's outputs folder, same machine
+pytestmark = pytest.mark.skipif(not URL, reason="set SD_WEBUI_URL to run against a live WebUI")
+SIZE = 256
+
+
+def b64(image: Image.Image) -> str:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def unb64(text: str) -> Image.Image:
+    return Image.open(io.BytesIO(base64.b64decode(text.split(",", 1)[-1])))
+
+
+def call(path: str, payload: dict | None = None, auth: str | None = None) -> tuple[int, dict]:
+    data = None if payload is None else json.dumps(payload).encode()
+    request = urllib.request.Request(URL + path, data=data, headers={"Content-Type": "application/json"})
+    auth = auth if auth is not None else os.environ.get("SD_WEBUI_AUTH")
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        try:
+            return error.code, json.loads(body)
+        except ValueError:
+            return error.code, {"detail": body.decode(errors="replace")}
+
+
+def generation(kind: str, **fields) -> dict:
+    payload = {
+        "prompt": "a stone house",
+        "steps": 3,
+        "width": SIZE,
+        "height": SIZE,
+        "sampler_name": "Euler",
+        "seed": 1234,
+        "cfg_scale": 5,
+        **fields,
+    }
+    return payload
+
+
+def pixels(image_b64: str) -> np.ndarray:
+    return np.asarray(unb64(image_b64).convert("RGB"), dtype=np.float64)
+
+
+@pytest.fixture(scope="module")
+def status():
+    code, body = call("/depth2img/v1/status")
+    assert code == 200, body
+    assert body["depth_model_loaded"], "load a depth checkpoint in the WebUI first"
+    return body
+
+
+def test_status_reports_depth_model_and_doctor(status):
+    assert status["checkpoint"]
+    assert any(row["kind"].startswith("SD 2 depth") and row["ok"] for row in status["checkpoints"])
+
+
+def saved_depth_maps(since: float) -> list[Path]:
+    if not OUTPUTS:
+        pytest.skip("set SD_WEBUI_OUTPUTS to the WebUI's outputs folder to check saved depth maps")
+    found = [p for p in Path(OUTPUTS).rglob("*-depth.png") if p.stat().st_mtime >= since]
+    return sorted(found, key=lambda p: p.name)
+
+
+def test_img2img_batch_of_distinct_images_gets_per_image_depth(status):
+    """A batch [A, B]: the depth maps the generation used (saved beside the outputs) are A's and
+    B's own, as the estimate route computes them, not A's twice (the native behaviour)."""
+    a, b = make_scene(SIZE, SIZE, 1), make_scene(SIZE, SIZE, 2)
+    started = time.time() - 1
+    args = {"depth2img": {"args": [{"save_depth": True}]}}
+    payload = generation(
+        "img2img",
+        init_images=[b64(a), b64(b)],
+        batch_size=2,
+        denoising_strength=1.0,
+        alwayson_scripts=args,
+        save_images=True,
+    )
+    code, body = call("/sdapi/v1/img2img", payload)
+    assert code == 200, body
+    assert "Depth2img: source=estimate" in json.loads(body["info"])["infotexts"][0]
+    used = [np.asarray(Image.open(path), dtype=np.int64) for path in saved_depth_maps(started)[-2:]]
+    assert len(used) == 2
+    for image, saved in zip((a, b), used, strict=True):
+        code, estimate = call("/depth2img/v1/estimate", {"image": b64(image)})
+        assert code == 200, estimate
+        expected = np.asarray(unb64(estimate["depth"]), dtype=np.int64)
+        assert np.abs(saved - expected).max() <= 1
+    assert np.abs(used[0] - used[1]).mean() > 1000  # two different depth maps
+
+
+@pytest.mark.parametrize("fill", [0, 1, 2, 3])
+@pytest.mark.parametrize("masked_area", ["original", "filled"])
+def test_inpaint_every_masked_content_mode(status, fill, masked_area):
+    mask = Image.new("L", (SIZE, SIZE), 0)
+    ImageDraw.Draw(mask).rectangle([64, 64, 160, 160], fill=255)
+    code, body = call(
+        "/sdapi/v1/img2img",
+        generation(
+            "img2img",
+            init_images=[b64(make_scene(SIZE, SIZE, 3))],
+            mask=b64(mask),
+            inpainting_fill=fill,
+            inpaint_full_res=fill % 2 == 0,
+            denoising_strength=0.9,
+            alwayson_scripts={"depth2img": {"args": [{"masked_area": masked_area}]}},
+        ),
+    )
+    assert code == 200, body
+    assert f"masked area={masked_area}" in json.loads(body["info"])["infotexts"][0]
+
+
+def depth_map() -> Image.Image:
+    y, x = np.mgrid[0:300, 0:200]
+    return Image.fromarray((np.exp(-((x - 100) ** 2 + (y - 150) ** 2) / 3000.0) * 65535).astype(np.uint16))
+
+
+def test_txt2img_from_a_depth_map_and_with_hires_fix(status):
+    args = {"depth2img": {"args": [{"source": "upload", "image": b64(depth_map())}]}}
+    code, body = call("/sdapi/v1/txt2img", generation("txt2img", alwayson_scripts=args))
+    assert code == 200, body
+    code, hires = call(
+        "/sdapi/v1/txt2img",
+        generation(
+            "txt2img",
+            alwayson_scripts=args,
+            enable_hr=True,
+            hr_scale=1.5,
+            hr_upscaler="Latent",
+            denoising_strength=0.6,
+            hr_second_pass_steps=2,
+        ),
+    )
+    assert code == 200, hires
+    assert unb64(hires["images"][0]).size == (int(SIZE * 1.5), int(SIZE * 1.5))
+
+
+def test_txt2img_from_a_reference_photo(status):
+    args = {"depth2img": {"args": [{"source": "reference", "image": b64(make_scene(SIZE, SIZE, 4))}]}}
+    code, body = call("/sdapi/v1/txt2img", generation("txt2img", alwayson_scripts=args))
+    assert code == 200, body
+
+
+def test_txt2img_without_a_depth_map_is_a_clear_422(status):
+    code, body = call("/sdapi/v1/txt2img", generation("txt2img", alwayson_scripts={"depth2img": {"args": [True]}}))
+    assert code == 422 and "depth map is needed" in body["detail"]
+
+
+@pytest.mark.parametrize(
+    "args,field",
+    [
+        ([{"gamma": 50}], "gamma"),
+        ([{"colour": 1}], "colour"),
+        ([{"source": "upload", "image": "/etc/passwd"}], "depth2img image"),
+        ([{"source": "upload", "image": "bm90IGFuIGltYWdl"}], "depth2img image"),
+        ([True, "camera"], "source"),
+    ],
+)
+def test_bad_args_are_422_naming_the_field(status, args, field):
+    code, body = call(
+        "/sdapi/v1/img2img",
+        generation(
+            "img2img", init_images=[b64(make_scene(SIZE, SIZE))], alwayson_scripts={"depth2img": {"args": args}}
+        ),
+    )
+    assert code == 422, body
+    assert field in body["detail"]
+
+
+def test_estimate_route_returns_the_generation_depth(status):
+    image = make_scene(320, 256, 5)
+    code, body = call("/depth2img/v1/estimate", {"image": b64(image), "settings": {"gamma": 1.5}})
+    assert code == 200, body
+    depth = unb64(body["depth"])
+    assert depth.size == (320, 256) and depth.mode in ("I;16", "I")
+    assert body["info"].startswith("source=estimate")
+    assert unb64(body["preview"]).mode == "L"
+    code, again = call("/depth2img/v1/estimate", {"image": b64(image), "settings": {"gamma": 1.5}})
+    assert again["depth"] == body["depth"]  # deterministic, and served from the cache
+
+
+@pytest.mark.parametrize(
+    "payload,field",
+    [
+        ({"image": "/etc/hostname"}, "image"),
+        ({"image": "aGVsbG8="}, "image"),
+        ({"nope": 1}, "nope"),
+        ({"image": "x", "settings": {"blur": -3}}, "blur"),
+        ({"image": "x", "width": "wide"}, "width"),
+    ],
+)
+def test_estimate_route_bad_input(status, payload, field):
+    if payload.get("image") == "x":
+        payload = {**payload, "image": b64(make_scene(128, 128))}
+    code, body = call("/depth2img/v1/estimate", payload)
+    assert code == 422 and field in body["detail"], body
