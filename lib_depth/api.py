@@ -9,17 +9,61 @@ else is logged on the server and answered with a generic 500, never a trace or a
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from secrets import compare_digest
 from typing import Any, Callable
 
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from .payload import PayloadError
+from .payload import PayloadError, decode_image
+from .settings import DepthSettings
 
 log = logging.getLogger("sd-webui-depth2img")
 
 PREFIX = "/depth2img/v1"
+
+
+ESTIMATE_FIELDS = ("image", "settings", "width", "height", "resize_mode")
+
+
+@dataclass
+class EstimateRequest:
+    image: Any  # PIL image
+    settings: DepthSettings
+    width: int
+    height: int
+    resize_mode: int
+
+
+def parse_estimate_request(payload: dict[str, Any], *, max_pixels: int | None = None) -> EstimateRequest:
+    """Validate the estimate route's body; PayloadError names the field."""
+    unknown = sorted(set(payload) - set(ESTIMATE_FIELDS))
+    if unknown:
+        raise PayloadError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(ESTIMATE_FIELDS)}")
+    settings_values = payload.get("settings") or {}
+    if not isinstance(settings_values, dict):
+        raise PayloadError("settings: expected an object")
+    try:
+        settings = DepthSettings.from_dict(settings_values)
+    except ValueError as error:
+        raise PayloadError(f"settings: {error}") from None
+    limits = {"max_pixels": max_pixels} if max_pixels else {}
+    image = decode_image(payload.get("image"), "image", **limits)
+    values = {
+        "width": payload.get("width", image.width),
+        "height": payload.get("height", image.height),
+        "resize_mode": payload.get("resize_mode", 0),
+    }
+    for field, value in values.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise PayloadError(f"{field}: expected an integer, got {value!r}")
+    if values["resize_mode"] not in (0, 1, 2, 3):
+        raise PayloadError("resize_mode: expected 0 (just resize), 1 (crop and resize), 2 (resize and fill) or 3")
+    width, height = values["width"] - values["width"] % 8, values["height"] - values["height"] % 8
+    if width < 64 or height < 64:
+        raise PayloadError(f"width/height: {values['width']}x{values['height']} is too small; at least 64x64")
+    return EstimateRequest(image, settings, width, height, values["resize_mode"])
 
 
 def parse_api_auth(text: str | None) -> dict[str, str]:

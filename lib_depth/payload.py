@@ -18,6 +18,8 @@ DEFAULT_MAX_PIXELS = 16 * 2**20  # 16 megapixels
 DEFAULT_MAX_BASE64_CHARS = 64 * 2**20  # 64 MiB of base64 text, about 48 MiB of file
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]*$", re.ASCII)
+_PATH_LIKE = re.compile(r"^(~|\.{0,2}/|[A-Za-z]:[\\/])|\.(png|jpe?g|webp|bmp|gif|tiff?|exr)$", re.ASCII | re.IGNORECASE)
+_NOT_BASE64 = "expected base64 image data (plain or a data:image/... URL); file paths and URLs are not accepted"
 
 
 class PayloadError(ValueError):
@@ -54,7 +56,7 @@ def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: in
     try:
         data = base64.b64decode(text, validate=False)
     except (binascii.Error, ValueError):
-        raise PayloadError(f"{field}: not valid base64") from None
+        raise PayloadError(f"{field}: {_NOT_BASE64 if _PATH_LIKE.search(text) else 'not valid base64'}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -65,8 +67,12 @@ def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: in
     except PayloadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PayloadError(f"{field}: image is too large (decompression bomb protection)") from None
+        raise PayloadError(
+            f"{field}: the image is over the limit of {max_pixels:,} pixels (decompression bomb protection)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
+        if _PATH_LIKE.search(text):  # "/etc/passwd" is valid base64 text, but meant as a path
+            raise PayloadError(f"{field}: {_NOT_BASE64}") from None
         kind = "truncated or damaged" if "truncated" in str(error).lower() else "not a readable image"
         raise PayloadError(f"{field}: {kind}") from None
     return image

@@ -46,3 +46,16 @@ def parse_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> 
         limits = {"max_pixels": max_pixels} if max_pixels else {}
         decoded = decode_image(image, "depth2img image", **limits)
     return ScriptRequest(settings, decoded)
+
+
+def read_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> tuple[ScriptRequest | None, str | None]:
+    """Like parse_script_args, but for the script's process(): (request, None) when valid;
+    (None, message) when invalid and enabled, so the generation can stop with that message;
+    (None, None) when the script is not enabled at all."""
+    try:
+        request = parse_script_args(args, max_pixels=max_pixels)
+    except PayloadError as error:
+        by_name = bool(args) and isinstance(args[0], dict)
+        enabled = args[0].get("enabled", True) if by_name else bool(args and args[0])
+        return None, (str(error) if enabled is not False else None)
+    return (request, None) if request.settings.enabled else (None, None)

@@ -146,3 +146,23 @@ def conditioning_for_request(
         return depth_to_conditioning(depth, latent, run.settings, image_size=(height, width))
     p = types.SimpleNamespace(width=width, height=height, resize_mode=resize_mode)
     return run.txt2img_conditioning(p, torch.zeros(1, 4, *latent))
+
+
+def depth_map_for_saved_image(p: Any, filename: str, size: tuple[int, int]) -> tuple[Path, Any] | None:
+    """(path, 16-bit image) of the depth map to save beside an output the WebUI just saved, or
+    None: the run did not ask for it, or the file is not one of its outputs (a grid, an image
+    saved before hires fix). `size` is the output's (width, height)."""
+    from .depthmap import conditioning_to_png16
+
+    run = getattr(p, "depth2img", None)
+    if run is None or not run.settings.save_depth or not run.used or not filename:
+        return None
+    folder = getattr(p, "outpath_samples", None)
+    if not folder or "-before-highres-fix" in Path(filename).name:
+        return None
+    if not os.path.abspath(filename).startswith(os.path.abspath(folder) + os.sep):
+        return None
+    conditioning = run.used[-1]  # the last pass of this iteration: what the final image got
+    index = min(int(getattr(p, "batch_index", 0) or 0), conditioning.shape[0] - 1)
+    width, height = size
+    return depth_map_path_for(filename), conditioning_to_png16(conditioning[index : index + 1], (height, width))[0]

@@ -10,15 +10,15 @@ import ldm.modules.midas.api as midas_api
 from modules import devices, script_callbacks, scripts, sd_models, shared
 from modules.ui_components import InputAccordion
 
-from lib_depth.api import build_router
+from lib_depth.api import build_router, parse_estimate_request
 from lib_depth.cache import DepthCache
 from lib_depth.depthmap import colorize, conditioning_to_png16, conditioning_to_previews
 from lib_depth.doctor import examine
 from lib_depth.element_ids import element_id
 from lib_depth.estimator import DepthEstimator
 from lib_depth.generation import DepthInputError, DepthRun, WebUIHooks, install
-from lib_depth.payload import PayloadError, decode_image, encode_png
-from lib_depth.script_args import ARG_NAMES, parse_script_args
+from lib_depth.payload import PayloadError, encode_png
+from lib_depth.script_args import ARG_NAMES, read_script_args
 from lib_depth.settings import (
     BLUR_RANGE,
     GAMMA_RANGE,
@@ -29,7 +29,7 @@ from lib_depth.settings import (
 from lib_depth.webui import (
     checkpoint_key,
     conditioning_for_request,
-    depth_map_path_for,
+    depth_map_for_saved_image,
     install_offline_midas,
     is_depth_model,
     placed,
@@ -305,20 +305,13 @@ class Depth2ImgScript(scripts.Script):
             return None, f"<span class='depth2img-warn'>{error}</span>"
 
     def process(self, p, *args):
-        error = None
-        try:
-            request = parse_script_args(args)
-        except PayloadError as problem:
-            enabled = args[0].get("enabled", True) if args and isinstance(args[0], dict) else bool(args and args[0])
-            request, error = None, str(problem)
-            if not enabled:
-                return
-        settings = request.settings if request else DepthSettings()
-        if not settings.enabled:
-            return
+        request, error = read_script_args(args)
+        if request is None and error is None:
+            return  # not enabled
         if not is_depth_model(p.sd_model):
             log.warning("Depth2img is enabled but the loaded model is not a depth model; it has no effect.")
             return
+        settings = request.settings if request else DepthSettings()
         run = make_run(p.sd_model, settings, request.image if request else None, error)
         install(p, run, translate_error=http_error if getattr(p, "is_api", False) else None)
         p.extra_generation_params[INFOTEXT_KEY] = settings.to_infotext()
@@ -332,26 +325,11 @@ def http_error(error: Exception) -> Exception:
 
 def save_depth_map(params) -> None:
     """Beside each saved output of a run with "Save depth map": <output name>-depth.png (16-bit)."""
-    p = params.p
-    run = getattr(p, "depth2img", None)
-    if run is None or not run.settings.save_depth or not run.used or not params.filename:
-        return
-    if "-before-highres-fix" in params.filename or not _under(params.filename, getattr(p, "outpath_samples", None)):
-        return
-    conditioning = run.used[-1]
-    index = min(int(getattr(p, "batch_index", 0) or 0), conditioning.shape[0] - 1)
-    image = conditioning_to_png16(conditioning[index : index + 1], (params.image.height, params.image.width))[0]
-    target = depth_map_path_for(params.filename)
-    image.save(target)
-    log.info("Depth2img: saved %s", target)
-
-
-def _under(filename: str, folder: str | None) -> bool:
-    import os
-
-    if not folder:
-        return False
-    return os.path.abspath(filename).startswith(os.path.abspath(folder) + os.sep)
+    found = depth_map_for_saved_image(params.p, params.filename, params.image.size)
+    if found:
+        path, image = found
+        image.save(path)
+        log.info("Depth2img: saved %s", path)
 
 
 def on_ui_settings() -> None:
@@ -385,25 +363,9 @@ def on_ui_settings() -> None:
 
 
 def api_estimate(payload: dict) -> dict:
-    unknown = sorted(set(payload) - {"image", "settings", "width", "height", "resize_mode"})
-    if unknown:
-        raise PayloadError(f"unknown field(s) {', '.join(unknown)}")
-    settings_values = payload.get("settings") or {}
-    if not isinstance(settings_values, dict):
-        raise PayloadError("settings: expected an object")
-    try:
-        settings = DepthSettings.from_dict(settings_values)
-    except ValueError as error:
-        raise PayloadError(f"settings: {error}") from None
-    image = decode_image(payload.get("image"), "image")
-    width, height = payload.get("width", image.width), payload.get("height", image.height)
-    resize_mode = payload.get("resize_mode", 0)
-    for field, value in (("width", width), ("height", height), ("resize_mode", resize_mode)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise PayloadError(f"{field}: expected an integer, got {value!r}")
-    if resize_mode not in (0, 1, 2, 3):
-        raise PayloadError("resize_mode: expected 0 (just resize), 1 (crop and resize), 2 (resize and fill) or 3")
-    width, height = width - width % 8, height - height % 8
+    request = parse_estimate_request(payload)
+    settings, image, width, height = request.settings, request.image, request.width, request.height
+    resize_mode = request.resize_mode
     sd_model = shared.sd_model
     if not is_depth_model(sd_model):
         raise PayloadError("the loaded model is not a depth model; load a depth checkpoint first")

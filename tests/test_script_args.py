@@ -1,0 +1,64 @@
+"""Script arguments by position (UI, API) and by name (API), with errors naming the field."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from lib_depth import DepthSettings
+from lib_depth.payload import PayloadError, encode_png
+from lib_depth.script_args import ARG_NAMES, parse_script_args, read_script_args
+
+
+def test_positional_like_the_ui():
+    image = Image.new("L", (64, 64))
+    request = parse_script_args([True, "upload", True, 0.9, 0.1, 2.0, 4.0, "filled", True, image])
+    assert request.settings == DepthSettings(True, "upload", True, 0.9, 0.1, 2.0, 4.0, "filled", True)
+    assert request.image is image
+
+
+def test_fewer_positional_slots_take_defaults():
+    assert parse_script_args([True]).settings == DepthSettings()
+    assert parse_script_args([]).settings == DepthSettings()
+
+
+def test_by_name_with_a_base64_map():
+    map_ = Image.new("I;16", (64, 64))
+    request = parse_script_args([{"source": "upload", "image": encode_png(map_), "gamma": 2}])
+    assert request.settings.gamma == 2.0 and request.settings.source == "upload"
+    assert request.image.size == (64, 64)
+    data_url = "data:image/png;base64," + encode_png(map_)
+    assert parse_script_args([{"image": data_url}]).image.size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        ([{"colour": 1}], "unknown argument.*colour"),
+        ([{"gamma": 50}], "gamma: 50 is outside"),
+        ([True, "camera"], "source: expected one of"),
+        ([{"image": "/etc/passwd"}], "depth2img image: expected base64 image data.*paths and URLs are not accepted"),
+        ([{"image": "https://example.com/x.png"}], "paths and URLs are not accepted"),
+        ([{"image": "bm90IGFuIGltYWdl"}], "depth2img image: not a readable image"),
+        ([{"image": 42}], "expected base64 image data, got int"),
+        ([None] * 11, "at most 10 arguments"),
+    ],
+)
+def test_bad_arguments_name_the_field(args, message):
+    with pytest.raises(PayloadError, match=message):
+        parse_script_args(args)
+
+
+def test_read_script_args_for_process():
+    assert read_script_args([False]) == (None, None)  # disabled: nothing to do
+    request, error = read_script_args([True, "estimate"])
+    assert error is None and request.settings.enabled
+    assert read_script_args([False, "camera"]) == (None, None)  # disabled and invalid: still nothing
+    request, error = read_script_args([{"gamma": 0}])
+    assert request is None and "gamma" in error  # by name implies enabled
+    assert read_script_args([{"enabled": False, "gamma": 0}]) == (None, None)
+
+
+def test_names_match_the_settings_and_the_image_slot():
+    assert ARG_NAMES[:-1] == tuple(DepthSettings().to_dict())
+    assert ARG_NAMES[-1] == "image"
