@@ -36,7 +36,7 @@ class EstimateRequest:
     resize_mode: int
 
 
-def parse_estimate_request(payload: dict[str, Any], *, max_pixels: int | None = None) -> EstimateRequest:
+def parse_estimate_request(payload: dict[str, Any], **limits: int) -> EstimateRequest:
     """Validate the estimate route's body; PayloadError names the field."""
     unknown = sorted(set(payload) - set(ESTIMATE_FIELDS))
     if unknown:
@@ -48,7 +48,6 @@ def parse_estimate_request(payload: dict[str, Any], *, max_pixels: int | None = 
         settings = DepthSettings.from_dict(settings_values)
     except ValueError as error:
         raise PayloadError(f"settings: {error}") from None
-    limits = {"max_pixels": max_pixels} if max_pixels else {}
     image = decode_image(payload.get("image"), "image", **limits)
     values = {
         "width": payload.get("width", image.width),

@@ -100,10 +100,13 @@ class DepthRun:
     def _user_depth_for(self, p: Any, image_size: tuple[int, int]) -> torch.Tensor:
         """[1, 1, H, W] raw depth of the uploaded map or reference photo, fitted like the init image."""
         if self.image is None:
-            needed = "a depth map" if self.settings.source == "upload" else "a reference image"
-            if self.settings.source == "estimate":
-                needed = "a depth map or a reference image (txt2img has no init image to estimate from)"
-            raise DepthInputError(f"depth2img: {needed} is needed; upload one in the Depth2img accordion")
+            if self.settings.source == "reference":
+                raise DepthInputError("depth2img: a reference image is needed; upload one in the Depth2img accordion")
+            reason = "txt2img has no init image to estimate depth from; " if self.settings.source == "estimate" else ""
+            raise DepthInputError(
+                f"depth2img: a depth map is needed: {reason}upload a depth map (or a reference image) "
+                "in the Depth2img accordion"
+            )
         if self._user_depth is None:
             if self.settings.source == "reference":
                 reference = image_to_tensor(self.image.convert("RGB"), name="reference image")

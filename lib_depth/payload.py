@@ -14,7 +14,7 @@ import warnings
 
 from PIL import Image
 
-DEFAULT_MAX_PIXELS = 16 * 2**20  # 16 megapixels
+DEFAULT_MAX_PIXELS = 16_000_000  # 16 megapixels
 DEFAULT_MAX_BASE64_CHARS = 64 * 2**20  # 64 MiB of base64 text, about 48 MiB of file
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]*$", re.ASCII)
@@ -76,6 +76,16 @@ def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: in
         kind = "truncated or damaged" if "truncated" in str(error).lower() else "not a readable image"
         raise PayloadError(f"{field}: {kind}") from None
     return image
+
+
+def limits_from_options(max_megapixels: float = 0, webui_max_megapixels: float = 0, max_upload_mb: float = 0) -> dict:
+    """decode_image's limits from settings: ours if set, else the WebUI's image size limit, else
+    16 megapixels; the base64 text limit in MiB (0 = default)."""
+    megapixels = max_megapixels or webui_max_megapixels or DEFAULT_MAX_PIXELS / 1e6
+    limits = {"max_pixels": int(megapixels * 1e6)}
+    if max_upload_mb:
+        limits["max_base64_chars"] = int(max_upload_mb * 2**20)
+    return limits
 
 
 def encode_png(image: Image.Image) -> str:

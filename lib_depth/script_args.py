@@ -21,10 +21,10 @@ class ScriptRequest:
     image: Image.Image | None = None  # the uploaded depth map, or the reference photo (txt2img)
 
 
-def parse_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> ScriptRequest:
+def parse_script_args(args: Sequence[Any], **limits: int) -> ScriptRequest:
     """Read the script's slots. A dict in the first slot means arguments by name.
 
-    Raises PayloadError naming the field for anything invalid.
+    Raises PayloadError naming the field for anything invalid. `limits` go to decode_image.
     """
     if args and isinstance(args[0], dict):
         values = dict(args[0])
@@ -43,17 +43,16 @@ def parse_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> 
         raise PayloadError(f"depth2img: {error}") from None
     decoded = None
     if image is not None and image != "":
-        limits = {"max_pixels": max_pixels} if max_pixels else {}
         decoded = decode_image(image, "depth2img image", **limits)
     return ScriptRequest(settings, decoded)
 
 
-def read_script_args(args: Sequence[Any], *, max_pixels: int | None = None) -> tuple[ScriptRequest | None, str | None]:
+def read_script_args(args: Sequence[Any], **limits: int) -> tuple[ScriptRequest | None, str | None]:
     """Like parse_script_args, but for the script's process(): (request, None) when valid;
     (None, message) when invalid and enabled, so the generation can stop with that message;
     (None, None) when the script is not enabled at all."""
     try:
-        request = parse_script_args(args, max_pixels=max_pixels)
+        request = parse_script_args(args, **limits)
     except PayloadError as error:
         by_name = bool(args) and isinstance(args[0], dict)
         enabled = args[0].get("enabled", True) if by_name else bool(args and args[0])

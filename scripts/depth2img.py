@@ -17,7 +17,7 @@ from lib_depth.doctor import examine
 from lib_depth.element_ids import element_id
 from lib_depth.estimator import DepthEstimator
 from lib_depth.generation import DepthInputError, DepthRun, WebUIHooks, install
-from lib_depth.payload import PayloadError, encode_png
+from lib_depth.payload import PayloadError, encode_png, limits_from_options
 from lib_depth.script_args import ARG_NAMES, read_script_args
 from lib_depth.settings import (
     BLUR_RANGE,
@@ -51,6 +51,12 @@ script_callbacks.on_script_unloaded(install_offline_midas(midas_api, selected_ch
 
 def option(name: str, default):
     return getattr(shared.opts, name, default)
+
+
+def limits() -> dict:
+    return limits_from_options(
+        option("depth2img_max_megapixels", 0), option("img_max_size_mp", 0), option("depth2img_max_upload_mb", 0)
+    )
 
 
 def make_estimator(sd_model) -> DepthEstimator:
@@ -305,16 +311,19 @@ class Depth2ImgScript(scripts.Script):
             return None, f"<span class='depth2img-warn'>{error}</span>"
 
     def process(self, p, *args):
-        request, error = read_script_args(args)
-        if request is None and error is None:
-            return  # not enabled
+        request, error = read_script_args(args, **limits())
+        enabled = request is not None or error is not None
         if not is_depth_model(p.sd_model):
-            log.warning("Depth2img is enabled but the loaded model is not a depth model; it has no effect.")
+            if enabled:
+                log.warning("Depth2img is enabled but the loaded model is not a depth model; it has no effect.")
             return
-        settings = request.settings if request else DepthSettings()
+        # With a depth model our conditioning always replaces the WebUI's (per-image depth, no
+        # float16 crash); the accordion adds the user's settings, infotext and saving.
+        settings = request.settings if request else DepthSettings(enabled=enabled)
         run = make_run(p.sd_model, settings, request.image if request else None, error)
         install(p, run, translate_error=http_error if getattr(p, "is_api", False) else None)
-        p.extra_generation_params[INFOTEXT_KEY] = settings.to_infotext()
+        if enabled:
+            p.extra_generation_params[INFOTEXT_KEY] = settings.to_infotext()
 
 
 def http_error(error: Exception) -> Exception:
@@ -363,7 +372,7 @@ def on_ui_settings() -> None:
 
 
 def api_estimate(payload: dict) -> dict:
-    request = parse_estimate_request(payload)
+    request = parse_estimate_request(payload, **limits())
     settings, image, width, height = request.settings, request.image, request.width, request.height
     resize_mode = request.resize_mode
     sd_model = shared.sd_model

@@ -160,7 +160,7 @@ def test_txt2img_reference_photo_is_estimated_once(dpt_head):
     [
         (DepthSettings(source="upload"), "a depth map is needed"),
         (DepthSettings(source="reference"), "a reference image is needed"),
-        (DepthSettings(source="estimate"), "txt2img has no init image"),
+        (DepthSettings(source="estimate"), "depth map is needed: txt2img has no init image"),
     ],
 )
 def test_txt2img_without_an_image_is_a_clear_error(settings, message):

@@ -225,3 +225,46 @@ def test_estimate_route_bad_input(status, payload, field):
         payload = {**payload, "image": b64(make_scene(128, 128))}
     code, body = call("/depth2img/v1/estimate", payload)
     assert code == 422 and field in body["detail"], body
+
+
+AUTH = os.environ.get("SD_WEBUI_AUTH")
+
+
+@pytest.mark.skipif(not AUTH, reason="set SD_WEBUI_AUTH when the WebUI runs with --api-auth")
+@pytest.mark.parametrize("path", ["/depth2img/v1/status", "/sdapi/v1/options"])
+@pytest.mark.parametrize("credentials", ["", "user:wrong", "nobody:nothing"])
+def test_routes_need_the_webui_api_credentials(path, credentials):
+    request = urllib.request.Request(URL + path)
+    if credentials:
+        request.add_header("Authorization", "Basic " + base64.b64encode(credentials.encode()).decode())
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=60)
+    assert raised.value.code == 401  # ours answer exactly like the WebUI's own /sdapi/v1 routes
+
+
+@pytest.mark.skipif(not AUTH, reason="set SD_WEBUI_AUTH when the WebUI runs with --api-auth")
+def test_estimate_without_credentials_does_no_work():
+    code, _ = call("/depth2img/v1/status")
+    hits_before = _["cache"]
+    status = urllib.request.Request(
+        URL + "/depth2img/v1/estimate",
+        data=json.dumps({"image": b64(make_scene(128, 128, 9))}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(status, timeout=60)
+    assert raised.value.code == 401
+    code, after = call("/depth2img/v1/status")
+    assert after["cache"] == hits_before  # nothing was estimated or cached
+
+
+def test_without_the_accordion_depth_is_still_ours(status):
+    """No alwayson args: a depth model still gets per-image depth, and txt2img a clear message."""
+    a, b = make_scene(SIZE, SIZE, 1), make_scene(SIZE, SIZE, 2)
+    code, body = call(
+        "/sdapi/v1/img2img", generation("img2img", init_images=[b64(a), b64(b)], batch_size=2, denoising_strength=1.0)
+    )
+    assert code == 200, body
+    assert "Depth2img" not in json.loads(body["info"])["infotexts"][0]  # settings recorded only when enabled
+    code, body = call("/sdapi/v1/txt2img", generation("txt2img"))
+    assert code == 422 and "depth map is needed" in body["detail"]

@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from lib_depth.payload import PayloadError, decode_image, encode_png
+from lib_depth.payload import PayloadError, decode_image, encode_png, limits_from_options
 
 
 def png_header_only(width: int, height: int) -> str:
@@ -42,10 +42,10 @@ def test_paths_and_urls_are_never_opened(text):
 
 
 def test_huge_header_is_rejected_before_decoding():
-    with pytest.raises(PayloadError, match="image: 5000x5000 is over the limit of 16,777,216 pixels"):
+    with pytest.raises(PayloadError, match="image: 5000x5000 is over the limit of 16,000,000 pixels"):
         decode_image(png_header_only(5000, 5000), "image")
     # past Pillow's own bomb limit its guard speaks first; still a clear message, nothing decoded
-    with pytest.raises(PayloadError, match="image: the image is over the limit of 16,777,216 pixels"):
+    with pytest.raises(PayloadError, match="image: the image is over the limit of 16,000,000 pixels"):
         decode_image(png_header_only(20000, 20000), "image")
 
 
@@ -84,3 +84,11 @@ def test_garbage_text():
         decode_image(base64.b64encode(b"just some bytes").decode(), "image")
     with pytest.raises(PayloadError, match="image: expected base64"):
         decode_image("!!!", "image")
+
+
+def test_limits_from_options():
+    assert limits_from_options() == {"max_pixels": 16_000_000}
+    assert limits_from_options(0, 200) == {"max_pixels": 200_000_000}  # the WebUI's "Maximum image size"
+    assert limits_from_options(4, 200, 1) == {"max_pixels": 4_000_000, "max_base64_chars": 2**20}
+    with pytest.raises(PayloadError, match="over the limit of 4,096"):
+        decode_image(encode_png(Image.new("L", (100, 100))), "image", **limits_from_options(0.004096))
