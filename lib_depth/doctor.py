@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable
 
-from .checkpoint import CHECKPOINT_SUFFIXES, DEPTH_CONTEXT_DIM, inspect_checkpoint
+from .checkpoint import CHECKPOINT_SUFFIXES, DEPTH_CONTEXT_DIM, CheckpointReport, inspect_checkpoint
 from .model_config import check_depth_config, fix_depth_config
 
 WEBUI_MODELS = Path("models") / "Stable-diffusion"
@@ -59,8 +59,9 @@ def default_paths(cwd: str | os.PathLike | None = None) -> list[Path]:
     raise ValueError(f"no {WEBUI_MODELS} here: run from the WebUI folder, or name checkpoint files or folders")
 
 
-def examine(path: Path, *, fix: bool = False) -> DoctorRow:
-    report = inspect_checkpoint(path)
+def examine(path: Path, *, fix: bool = False, report: CheckpointReport | None = None) -> DoctorRow:
+    """One row of the doctor's table; `report` saves re-reading a file the caller already read."""
+    report = report or inspect_checkpoint(path)
     name = str(path)
     if not report.readable and not report.is_depth:
         return DoctorRow(name, "unreadable", "-", "-", f"{report.problem}", False)

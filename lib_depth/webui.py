@@ -10,24 +10,39 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from .checkpoint import inspect_checkpoint
+from .checkpoint import CheckpointReport, inspect_checkpoint
 from .conditioning import depth_to_conditioning
 from .midas import offline_load_model
 
-_depth_weights_by_file: dict[tuple[str, int, int], bool] = {}
+_reports: dict[tuple[str, int, int], CheckpointReport] = {}
 
 
-def checkpoint_has_depth_weights(filename: str | os.PathLike) -> bool | None:
-    """Whether a checkpoint file holds MiDaS weights (header read, cached per file version)."""
+def cached_report(filename: str | os.PathLike) -> CheckpointReport | None:
+    """inspect_checkpoint, remembered per file version (path, size, mtime): the accordion's status
+    line and the status route look at every installed checkpoint, often."""
     try:
         stat = os.stat(filename)
     except OSError:
         return None
     key = (os.fspath(filename), stat.st_size, stat.st_mtime_ns)
-    if key not in _depth_weights_by_file:
-        report = inspect_checkpoint(Path(filename))
-        _depth_weights_by_file[key] = report.has_depth_weights if report.readable or report.is_depth else None
-    return _depth_weights_by_file[key]
+    if key not in _reports:
+        _reports[key] = inspect_checkpoint(Path(filename))
+    return _reports[key]
+
+
+def checkpoint_has_depth_weights(filename: str | os.PathLike) -> bool | None:
+    """Whether a checkpoint file holds MiDaS weights (header read, cached per file version)."""
+    report = cached_report(filename)
+    if report is None or not (report.readable or report.is_depth):
+        return None
+    return report.has_depth_weights
+
+
+def doctor_rows(filenames: list[str]) -> list[Any]:
+    """The doctor's rows for installed checkpoints, reading each file version once."""
+    from .doctor import examine
+
+    return [examine(Path(name), report=cached_report(name)) for name in filenames]
 
 
 def selected_checkpoint_has_depth_weights() -> bool | None:

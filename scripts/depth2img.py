@@ -13,7 +13,6 @@ from modules.ui_components import InputAccordion
 from lib_depth.api import build_router, parse_estimate_request
 from lib_depth.cache import DepthCache
 from lib_depth.depthmap import colorize, conditioning_to_png16, conditioning_to_previews
-from lib_depth.doctor import examine
 from lib_depth.element_ids import element_id
 from lib_depth.estimator import DepthEstimator
 from lib_depth.generation import DepthInputError, DepthRun, WebUIHooks, install
@@ -30,6 +29,7 @@ from lib_depth.webui import (
     checkpoint_key,
     conditioning_for_request,
     depth_map_for_saved_image,
+    doctor_rows,
     install_offline_midas,
     is_depth_model,
     placed,
@@ -86,7 +86,7 @@ def status_html() -> str:
     if is_depth_model(sd_model):
         name = getattr(getattr(sd_model, "sd_checkpoint_info", None), "name_for_extra", "depth model")
         return f"<span class='depth2img-ok'>Depth model loaded: {name}</span>"
-    rows = [examine(info.filename) for info in list(sd_models.checkpoints_list.values())]
+    rows = doctor_rows([info.filename for info in list(sd_models.checkpoints_list.values())])
     depth = [r for r in rows if r.kind.startswith("SD 2 depth")]
     usable = [r.file.rsplit("/", 1)[-1] for r in depth if r.ok]
     broken = [f"{r.file.rsplit('/', 1)[-1]}: {r.action}" for r in depth if not r.ok]
@@ -400,7 +400,7 @@ def api_estimate(payload: dict) -> dict:
 
 def api_status() -> dict:
     sd_model = shared.sd_model
-    rows = [examine(info.filename) for info in list(sd_models.checkpoints_list.values())]
+    rows = doctor_rows([info.filename for info in list(sd_models.checkpoints_list.values())])
     return {
         "depth_model_loaded": is_depth_model(sd_model),
         "checkpoint": getattr(getattr(sd_model, "sd_checkpoint_info", None), "name", None),

@@ -139,3 +139,19 @@ def test_depth_map_for_saved_image(tmp_path):
 def test_depth_map_path():
     assert depth_map_path_for("/out/00012-1234.png").name == "00012-1234-depth.png"
     assert depth_map_path_for("/out/00012-1234.jpg").name == "00012-1234-depth.png"
+
+
+def test_doctor_rows_read_each_file_version_once(tmp_path, monkeypatch):
+    from checkpoints import state_dict, write_safetensors
+
+    import lib_depth.webui as glue
+
+    path = write_safetensors(tmp_path / "d.safetensors", state_dict("depth"))
+    reads = []
+    real = glue.inspect_checkpoint
+    monkeypatch.setattr(glue, "inspect_checkpoint", lambda p: reads.append(p) or real(p))
+    first = glue.doctor_rows([str(path)])
+    assert glue.doctor_rows([str(path)]) == first and len(reads) == 1
+    assert first[0].ok and glue.checkpoint_has_depth_weights(path) is True and len(reads) == 1
+    write_safetensors(path, state_dict("sd2"))  # a new file version is read again
+    assert glue.checkpoint_has_depth_weights(path) is False and len(reads) == 2
