@@ -132,6 +132,7 @@ class Depth2ImgScript(scripts.Script):
         sources = ["estimate", "upload"] if is_img2img else ["upload", "reference"]
         with InputAccordion(False, label="Depth2img", elem_id=eid("enabled")) as enabled:
             status = gr.HTML(elem_id=eid("status"))
+            refresh = gr.Button("Refresh status", elem_id=eid("refresh"), elem_classes=["depth2img-hidden"])
             with gr.Row():
                 source = gr.Radio(
                     sources,
@@ -222,6 +223,7 @@ class Depth2ImgScript(scripts.Script):
 
         source.change(fn=lambda s: gr.update(visible=s != "estimate"), inputs=[source], outputs=[image])
         enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
+        refresh.click(fn=status_html, outputs=[status], show_progress=False)
 
         size = [self.components.get(f"{tab}_width"), self.components.get(f"{tab}_height")]
         init = (
