@@ -181,3 +181,21 @@ def depth_map_for_saved_image(p: Any, filename: str, size: tuple[int, int]) -> t
     index = min(int(getattr(p, "batch_index", 0) or 0), conditioning.shape[0] - 1)
     width, height = size
     return depth_map_path_for(filename), conditioning_to_png16(conditioning[index : index + 1], (height, width))[0]
+
+
+def status_line(loaded_depth_model: str | None, rows: list[Any]) -> tuple[str, str]:
+    """(css class, text) of the accordion's status: the loaded depth model, or which installed
+    depth checkpoints to select and which need the doctor (`rows` from doctor_rows)."""
+    if loaded_depth_model:
+        return "depth2img-ok", f"Depth model loaded: {loaded_depth_model}"
+    depth = [row for row in rows if row.kind.startswith("SD 2 depth")]
+    text = "The loaded model is not a depth model: select a depth checkpoint (512-depth-ema) for Depth2img."
+    usable = [Path(row.file).name for row in depth if row.ok]
+    broken = [f"{Path(row.file).name}: {row.action}" for row in depth if not row.ok]
+    if usable:
+        text += f" Installed: {', '.join(usable)}."
+    if broken:
+        text += f" Needs attention: {'; '.join(broken)} (python -m lib_depth doctor)."
+    if not depth:
+        text += " None is installed; put 512-depth-ema.safetensors into models/Stable-diffusion."
+    return "depth2img-warn", text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import time
 
@@ -35,6 +36,7 @@ from lib_depth.webui import (
     placed,
     prepare_init_image,
     selected_checkpoint_has_depth_weights,
+    status_line,
 )
 
 try:  # WebUI 1.8+
@@ -83,21 +85,14 @@ def make_run(sd_model, settings: DepthSettings, image=None, error: str | None = 
 def status_html() -> str:
     """One line for the accordion: is a depth model loaded, and which installed ones are usable."""
     sd_model = shared.sd_model
+    loaded = getattr(getattr(sd_model, "sd_checkpoint_info", None), "name_for_extra", None)
     if is_depth_model(sd_model):
-        name = getattr(getattr(sd_model, "sd_checkpoint_info", None), "name_for_extra", "depth model")
-        return f"<span class='depth2img-ok'>Depth model loaded: {name}</span>"
-    rows = doctor_rows([info.filename for info in list(sd_models.checkpoints_list.values())])
-    depth = [r for r in rows if r.kind.startswith("SD 2 depth")]
-    usable = [r.file.rsplit("/", 1)[-1] for r in depth if r.ok]
-    broken = [f"{r.file.rsplit('/', 1)[-1]}: {r.action}" for r in depth if not r.ok]
-    text = "The loaded model is not a depth model: select a depth checkpoint (512-depth-ema) for Depth2img."
-    if usable:
-        text += f" Installed: {', '.join(usable)}."
-    if broken:
-        text += f" Needs attention: {'; '.join(broken)} (python -m lib_depth doctor)."
-    if not depth:
-        text += " None is installed; put 512-depth-ema.safetensors into models/Stable-diffusion."
-    return f"<span class='depth2img-warn'>{text}</span>"
+        css, text = status_line(loaded or "depth model", [])
+    else:
+        css, text = status_line(
+            None, doctor_rows([info.filename for info in list(sd_models.checkpoints_list.values())])
+        )
+    return f"<span class='{css}'>{html.escape(text)}</span>"
 
 
 class Depth2ImgScript(scripts.Script):
@@ -310,7 +305,7 @@ class Depth2ImgScript(scripts.Script):
             note = f"Depth for {width}x{height}{cached}, {seconds:.1f} s. White = near."
             return (colorize(picture) if values.get("color") else picture), f"<span class='depth2img-ok'>{note}</span>"
         except (ValueError, DepthInputError) as error:
-            return None, f"<span class='depth2img-warn'>{error}</span>"
+            return None, f"<span class='depth2img-warn'>{html.escape(str(error))}</span>"
 
     def process(self, p, *args):
         request, error = read_script_args(args, **limits())

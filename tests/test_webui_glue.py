@@ -155,3 +155,21 @@ def test_doctor_rows_read_each_file_version_once(tmp_path, monkeypatch):
     assert first[0].ok and glue.checkpoint_has_depth_weights(path) is True and len(reads) == 1
     write_safetensors(path, state_dict("sd2"))  # a new file version is read again
     assert glue.checkpoint_has_depth_weights(path) is False and len(reads) == 2
+
+
+def test_status_line(tmp_path):
+    from checkpoints import state_dict, write_safetensors
+
+    from lib_depth.model_config import config_path_for
+    from lib_depth.webui import doctor_rows, status_line
+
+    assert status_line("512-depth-ema", []) == ("depth2img-ok", "Depth model loaded: 512-depth-ema")
+    css, text = status_line(None, [])
+    assert css == "depth2img-warn" and "None is installed" in text
+    good = write_safetensors(tmp_path / "512-depth-ema.safetensors", state_dict("depth"))
+    bad = write_safetensors(tmp_path / "renamed.safetensors", state_dict("depth"))
+    config_path_for(bad).write_text("model:\n  target: ldm.models.diffusion.ddpm.LatentDiffusion\n")
+    sd15 = write_safetensors(tmp_path / "sd15.safetensors", state_dict("sd1"))
+    _, text = status_line(None, doctor_rows([str(good), str(bad), str(sd15)]))
+    assert "Installed: 512-depth-ema.safetensors." in text
+    assert "Needs attention: renamed.safetensors: run with --fix" in text and "sd15" not in text
