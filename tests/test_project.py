@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -25,10 +26,11 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_first_command_runs(tmp_path):
     command = readme_commands()[0].replace("/tmp/depth-preview.png", str(tmp_path / "p.png"))
-    args = command.split()
-    assert args[:3] == ["python", "-m", "lib_depth"]
-    result = subprocess.run([sys.executable, *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert command.startswith("python -m lib_depth ")
+    command = command.replace("python -m", f"{shlex.quote(sys.executable)} -m")
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert "SD 2 depth" in result.stdout and "all fine" in result.stdout
     assert (tmp_path / "p.png").stat().st_size > 0
 
 
