@@ -18,3 +18,12 @@
         });
     });
 })();
+
+// The preview button's first input is a hidden number: fill in the img2img sub-tab on screen
+// (img2img, sketch, inpaint, inpaint sketch, inpaint upload), as the Generate button does.
+// (Gradio passes the outputs' values after the inputs, so the position is counted from the start.)
+function depth2imgPreviewArgs() {
+    var args = Array.from(arguments);
+    args[0] = get_tab_index('mode_img2img');
+    return args;
+}

@@ -129,6 +129,76 @@ def depth_map_path_for(saved_image: str | os.PathLike) -> Path:
     return path.with_name(f"{path.stem}-depth.png")
 
 
+IMG2IMG_TABS = ("img2img", "sketch", "inpaint", "inpaint sketch", "inpaint upload", "batch")
+
+
+def tab_image_and_mask(tab: int, values: dict[str, Any]) -> tuple[Any, Any]:
+    """The init image and mask an img2img sub-tab sends, as modules/img2img.py picks them
+    (v1.10.1: 0 img2img, 1 sketch, 2 inpaint, 3 inpaint sketch, 4 inpaint upload). The inpaint
+    sketch's mask is drawn strokes, which the preview cannot see: it previews the whole picture."""
+    if tab == 1:
+        return values.get("sketch"), None
+    if tab == 2 and isinstance(values.get("inpaint"), dict):
+        from modules import processing
+
+        mask = values["inpaint"].get("mask")
+        return values["inpaint"].get("image"), processing.create_binary_mask(mask) if mask is not None else None
+    if tab == 3:
+        return values.get("inpaint_sketch"), None
+    if tab == 4:
+        return values.get("inpaint_base"), values.get("inpaint_mask")
+    return values.get("init"), None
+
+
+def prepare_request_image(
+    image: Any,
+    *,
+    width: int,
+    height: int,
+    resize_mode: int = 0,
+    mask: Any = None,
+    only_masked: bool = False,
+    padding: int = 32,
+    mask_blur: int = 0,
+    invert_mask: bool = False,
+    fill: bool = False,
+) -> Any:
+    """An init image as StableDiffusionProcessingImg2Img.init prepares it (modules/processing.py,
+    v1.10.1): flatten; with "Inpaint area: Only masked" the crop around the (inverted, blurred)
+    mask resized with "resize and fill", else the resize mode; `fill` smears the masked area
+    like "Masked content: fill" (masking.fill)."""
+    import cv2
+    import numpy as np
+    from modules import images, masking
+    from modules.shared import opts
+    from PIL import Image, ImageOps
+
+    image = images.flatten(image, opts.img2img_background_color)
+    if mask is not None:
+        mask = mask.convert("L")
+        if invert_mask:
+            mask = ImageOps.invert(mask)
+        if mask_blur > 0:
+            kernel = 2 * int(2.5 * mask_blur + 0.5) + 1
+            mask = Image.fromarray(cv2.GaussianBlur(np.array(mask), (kernel, kernel), mask_blur))
+    region = None
+    if mask is not None and only_masked:
+        find_region = getattr(masking, "get_crop_region_v2", None) or masking.get_crop_region
+        region = find_region(mask, padding)
+        if region:
+            region = masking.expand_crop_region(region, width, height, mask.width, mask.height)
+    if region:
+        image = images.resize_image(2, image.crop(region), width, height)
+        mask = images.resize_image(2, mask.crop(region), width, height)
+    elif resize_mode != 3:
+        image = images.resize_image(resize_mode, image, width, height)
+        if mask is not None:
+            mask = images.resize_image(resize_mode, mask, width, height)
+    if fill and mask is not None:
+        image = masking.fill(image, mask).convert("RGB")
+    return image
+
+
 def conditioning_for_request(
     run: Any,
     *,
@@ -136,14 +206,13 @@ def conditioning_for_request(
     width: int,
     height: int,
     resize_mode: int = 0,
+    **inpaint: Any,
 ) -> Any:
     """The conditioning a generation of `width` x `height` would get, for preview and the API:
-    estimated from `init_image` (fitted with the WebUI's resize mode), or from the run's user
+    estimated from `init_image` prepared as the WebUI prepares it (`inpaint`: mask, only_masked,
+    padding, mask_blur, invert_mask, fill; see prepare_request_image), or from the run's user
     image. Uses the run's estimator, so its cache serves the generation that follows."""
     import types
-
-    from modules import images
-    from modules.shared import opts
 
     from .images import image_to_tensor
 
@@ -153,11 +222,10 @@ def conditioning_for_request(
     if run.settings.source == "estimate":
         if init_image is None:
             raise ValueError("image: an init image is needed to estimate depth from")
-        image = images.flatten(init_image, opts.img2img_background_color)
-        if resize_mode != 3:
-            image = images.resize_image(resize_mode, image, width, height)
-        tensor = image_to_tensor(image.convert("RGB"), name="image")
-        depth = run.estimate_depth(tensor)
+        if run.settings.masked_area == "original":
+            inpaint["fill"] = False
+        image = prepare_request_image(init_image, width=width, height=height, resize_mode=resize_mode, **inpaint)
+        depth = run.estimate_depth(image_to_tensor(image.convert("RGB"), name="image"))
         return depth_to_conditioning(depth, latent, run.settings, image_size=(height, width))
     p = types.SimpleNamespace(width=width, height=height, resize_mode=resize_mode)
     return run.txt2img_conditioning(p, torch.zeros(1, 4, *latent))

@@ -37,6 +37,7 @@ from lib_depth.webui import (
     prepare_init_image,
     selected_checkpoint_has_depth_weights,
     status_line,
+    tab_image_and_mask,
 )
 
 try:  # WebUI 1.8+
@@ -45,6 +46,26 @@ except ImportError:  # 1.7 and older take (component, key) pairs
     PasteField = None
 
 log = logging.getLogger("sd-webui-depth2img")
+
+# The WebUI's own inputs the preview reads: elem_id (modules/ui.py, v1.10.1) -> (tab, name).
+WEBUI_INPUTS = {
+    "txt2img_width": ("txt2img", "width"),
+    "txt2img_height": ("txt2img", "height"),
+    "img2img_width": ("img2img", "width"),
+    "img2img_height": ("img2img", "height"),
+    "resize_mode": ("img2img", "resize_mode"),
+    "img2img_image": ("img2img", "init"),
+    "img2img_sketch": ("img2img", "sketch"),
+    "img2maskimg": ("img2img", "inpaint"),
+    "inpaint_sketch": ("img2img", "inpaint_sketch"),
+    "img_inpaint_base": ("img2img", "inpaint_base"),
+    "img_inpaint_mask": ("img2img", "inpaint_mask"),
+    "img2img_inpaint_full_res": ("img2img", "only_masked"),
+    "img2img_inpaint_full_res_padding": ("img2img", "padding"),
+    "img2img_mask_blur": ("img2img", "mask_blur"),
+    "img2img_mask_mode": ("img2img", "mask_mode"),
+    "img2img_inpainting_fill": ("img2img", "inpainting_fill"),
+}
 CACHE = DepthCache()
 
 # Depth checkpoints carry their MiDaS weights: build the depth model without the 470 MB file.
@@ -106,17 +127,8 @@ class Depth2ImgScript(scripts.Script):
         return scripts.AlwaysVisible
 
     def after_component(self, component, **kwargs) -> None:
-        elem_id = kwargs.get("elem_id")
-        if elem_id in (
-            "img2img_image",
-            "img2maskimg",
-            "img2img_width",
-            "img2img_height",
-            "resize_mode",
-            "txt2img_width",
-            "txt2img_height",
-        ):
-            self.components[elem_id] = component
+        if kwargs.get("elem_id") in WEBUI_INPUTS:
+            self.components[kwargs["elem_id"]] = component
 
     def ui(self, is_img2img: bool):
         tab = "img2img" if is_img2img else "txt2img"
@@ -220,36 +232,22 @@ class Depth2ImgScript(scripts.Script):
         enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
         refresh.click(fn=status_html, outputs=[status], show_progress=False)
 
-        size = [self.components.get(f"{tab}_width"), self.components.get(f"{tab}_height")]
-        init = (
-            [
-                self.components.get("img2img_image"),
-                self.components.get("img2maskimg"),
-                self.components.get("resize_mode"),
-            ]
-            if is_img2img
-            else []
-        )
-        extra = [c for c in size + init if c is not None]
-        names = [
-            n
-            for n, c in zip(["width", "height", "init", "inpaint", "resize_mode"], size + init, strict=False)
-            if c is not None
-        ]
+        # the WebUI's own inputs the preview needs (size, init image or mask per sub-tab, inpaint options)
+        found = [(WEBUI_INPUTS[elem][1], c) for elem, c in self.components.items() if WEBUI_INPUTS[elem][0] == tab]
+        control_names = ["source", "invert", "near", "far", "gamma", "blur", "masked_area", "image", "color"]
         controls = [source, invert, near, far, gamma, blur, masked_area, image, color]
+        names = ["tab"] + control_names + [name for name, _ in found]
+        tab_index = gr.Number(value=0, visible=False)
 
         def run_preview(*values):
-            return self.preview(
-                dict(
-                    zip(
-                        ["source", "invert", "near", "far", "gamma", "blur", "masked_area", "image", "color"] + names,
-                        values,
-                        strict=True,
-                    )
-                )
-            )
+            return self.preview(dict(zip(names, values, strict=True)), is_img2img)
 
-        preview_button.click(fn=run_preview, inputs=controls + extra, outputs=[preview, status])
+        preview_button.click(
+            fn=run_preview,
+            _js="depth2imgPreviewArgs" if is_img2img else None,  # fills in the img2img sub-tab
+            inputs=[tab_index] + controls + [c for _, c in found],
+            outputs=[preview, status],
+        )
 
         def pasted(name: str):
             def read(params: dict):
@@ -278,7 +276,8 @@ class Depth2ImgScript(scripts.Script):
         self.infotext_fields = [PasteField(c, f) for c, f in pairs] if PasteField else pairs
         return [enabled, source, invert, near, far, gamma, blur, masked_area, save_depth, image]
 
-    def preview(self, values: dict):
+    def preview(self, values: dict, is_img2img: bool):
+        """The depth the next generation will use, for the accordion (image, status html)."""
         started = time.perf_counter()
         try:
             settings = DepthSettings(
@@ -288,9 +287,17 @@ class Depth2ImgScript(scripts.Script):
             if not is_depth_model(sd_model):
                 return None, status_html()
             width, height = int(values.get("width") or 512), int(values.get("height") or 512)
-            init_image = values.get("init")
-            if init_image is None and isinstance(values.get("inpaint"), dict):
-                init_image = values["inpaint"].get("image")
+            init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
+            inpaint = {}
+            if mask is not None:  # Radio components with type="index"
+                inpaint = {
+                    "mask": mask,
+                    "only_masked": values.get("only_masked") == 1,
+                    "padding": int(values.get("padding") or 0),
+                    "mask_blur": int(values.get("mask_blur") or 0),
+                    "invert_mask": values.get("mask_mode") == 1,
+                    "fill": values.get("inpainting_fill", 1) != 1,
+                }
             hits = CACHE.stats().hits
             conditioning = conditioning_for_request(
                 make_run(sd_model, settings, values.get("image")),
@@ -298,6 +305,7 @@ class Depth2ImgScript(scripts.Script):
                 width=width,
                 height=height,
                 resize_mode=int(values.get("resize_mode") or 0),
+                **inpaint,
             )
             picture = conditioning_to_previews(conditioning, (height, width))[0]
             cached = " (from cache)" if CACHE.stats().hits > hits else ""

@@ -54,12 +54,30 @@ def webui_modules(monkeypatch):
             img = background
         return img.convert("RGB")
 
+    def get_crop_region_v2(mask, pad=0):  # modules/masking.py
+        if box := mask.getbbox():
+            x1, y1, x2, y2 = box
+            return (max(x1 - pad, 0), max(y1 - pad, 0), min(x2 + pad, mask.size[0]), min(y2 + pad, mask.size[1]))
+        return None
+
+    def expand_crop_region(crop_region, processing_width, processing_height, image_width, image_height):
+        x1, y1, x2, y2 = crop_region  # modules/masking.py; the tests use regions of the processing ratio
+        assert (x2 - x1) * processing_height == (y2 - y1) * processing_width, "double covers equal ratios only"
+        return crop_region
+
+    def fill(image, mask):  # modules/masking.py smears colours into the masked area; grey stands for that
+        return Image.composite(Image.new("RGB", image.size, (128, 128, 128)), image.convert("RGB"), mask.convert("L"))
+
     images = types.SimpleNamespace(resize_image=resize_image, flatten=flatten)
+    masking = types.SimpleNamespace(
+        get_crop_region_v2=get_crop_region_v2, expand_crop_region=expand_crop_region, fill=fill
+    )
     shared = types.SimpleNamespace(opts=types.SimpleNamespace(img2img_background_color="#ffffff"))
     modules = types.ModuleType("modules")
-    modules.images, modules.shared = images, shared
+    modules.images, modules.shared, modules.masking = images, shared, masking
     monkeypatch.setitem(sys.modules, "modules", modules)
     monkeypatch.setitem(sys.modules, "modules.images", images)
+    monkeypatch.setitem(sys.modules, "modules.masking", masking)
     monkeypatch.setitem(sys.modules, "modules.shared", shared)
     return modules
 
@@ -173,3 +191,41 @@ def test_status_line(tmp_path):
     _, text = status_line(None, doctor_rows([str(good), str(bad), str(sd15)]))
     assert "Installed: 512-depth-ema.safetensors." in text
     assert "Needs attention: renamed.safetensors: run with --fix" in text and "sd15" not in text
+
+
+def test_request_image_follows_only_masked_crop_invert_and_fill(webui_modules):
+    from lib_depth.webui import prepare_request_image, tab_image_and_mask
+
+    image = make_scene(256, 256, 5)
+    mask = Image.new("L", (256, 256), 0)
+    mask.paste(255, (64, 64, 128, 128))
+    cropped = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0)
+    assert np.array_equal(np.asarray(cropped), np.asarray(image.crop((64, 64, 128, 128)).resize((128, 128))))
+    whole = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=False)
+    assert np.array_equal(np.asarray(whole), np.asarray(image.resize((128, 128))))
+    filled = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0, fill=True)
+    assert np.asarray(filled).std() == 0  # the whole crop is masked: all filled
+    inverted = prepare_request_image(image, width=128, height=128, mask=mask, invert_mask=True, fill=True)
+    assert np.asarray(inverted)[48, 48].tolist() != [128, 128, 128]  # inside the square is kept now
+    assert np.asarray(inverted)[100, 100].tolist() == [128, 128, 128]  # outside it is filled
+
+    assert tab_image_and_mask(0, {"init": image}) == (image, None)
+    assert tab_image_and_mask(4, {"inpaint_base": image, "inpaint_mask": mask}) == (image, mask)
+    assert tab_image_and_mask(3, {"inpaint_sketch": image}) == (image, None)
+
+
+def test_preview_conditioning_uses_the_same_crop_as_the_generation(webui_modules, dpt_head):
+    from lib_depth.webui import prepare_request_image
+
+    image = make_scene(256, 256, 6)
+    mask = Image.new("L", (256, 256), 0)
+    mask.paste(255, (0, 128, 128, 256))
+    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head), WebUIHooks(prepare_init_image=None))
+    preview = conditioning_for_request(
+        run, init_image=image, width=128, height=128, mask=mask, only_masked=True, padding=0
+    )
+    crop = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0)
+    from lib_depth import depth_to_conditioning, image_to_tensor
+
+    expected = depth_to_conditioning(DepthEstimator(dpt_head).estimate(image_to_tensor(crop)), (16, 16))
+    assert torch.allclose(preview, expected, atol=1e-6)
