@@ -120,6 +120,31 @@ def _depth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from .convert import COMPONENTS, convert_pipeline, write_checkpoint
+
+    try:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(COMPONENTS) + 1, desc="convert", unit="part")
+    except ImportError:
+        bar = None
+
+    def advance(name: str) -> None:
+        if bar is not None:
+            bar.set_postfix_str(name)
+            bar.update()
+
+    state, config = convert_pipeline(args.pipeline, text_arch=args.text_arch, progress=advance)
+    advance("writing")
+    checkpoint, yaml_path = write_checkpoint(state, config, args.output, half=args.half)
+    if bar is not None:
+        bar.close()
+    size = checkpoint.stat().st_size / 2**20
+    print(f"{checkpoint} ({len(state)} tensors, {size:.0f} MiB) and {yaml_path.name}: load it as a depth model")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
@@ -179,6 +204,19 @@ def build_parser() -> argparse.ArgumentParser:
     depth.add_argument("--color", action="store_true", help="colour-map the preview")
     add_edit_arguments(depth)
     depth.set_defaults(run=_depth)
+
+    convert = commands.add_parser(
+        "convert",
+        help="a diffusers depth pipeline folder -> one depth checkpoint for the WebUI",
+        description="Convert a diffusers StableDiffusionDepth2ImgPipeline (unet, vae, text_encoder, depth_estimator) "
+        "to the single-file layout the WebUI loads as a depth model, with its config beside it as OUT.yaml. Every "
+        "tensor must map one-to-one, or nothing is written. Needs ldm and open_clip (any WebUI has them).",
+    )
+    convert.add_argument("pipeline", type=Path, help="the diffusers pipeline folder (with model_index.json)")
+    convert.add_argument("output", type=Path, help="the checkpoint to write, .safetensors (never overwritten)")
+    convert.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
+    convert.add_argument("--text-arch", help="OpenCLIP model of the text encoder (default ViT-H-14, SD 2's)")
+    convert.set_defaults(run=_convert)
     return parser
 
 

@@ -1,0 +1,438 @@
+"""A diffusers depth pipeline folder -> one checkpoint the WebUI loads as a depth model.
+
+StableDiffusionDepth2ImgPipeline keeps unet/, vae/, text_encoder/ and depth_estimator/ (transformers
+DPTForDepthEstimation, hybrid) in diffusers/transformers layouts; the WebUI loads the original
+Stable Diffusion 2 layout. The key rules below map one to the other; each rule is
+(diffusers pattern, WebUI target, renames inside the matched block). `{i}` and `{j}` match block
+numbers; the target is a function of them and of the model's geometry where numbering differs.
+Every source tensor must be used and every target tensor produced, or conversion fails saying which.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+
+DEPTH_PIPELINE = "StableDiffusionDepth2ImgPipeline"
+COMPONENTS = ("unet", "vae", "text_encoder", "depth_estimator")
+PREFIXES = {
+    "unet": "model.diffusion_model.",
+    "vae": "first_stage_model.",
+    "text_encoder": "cond_stage_model.model.",
+    "depth_estimator": "depth_model.model.",
+}
+
+Target = str | Callable[..., str]
+Rule = tuple[str, Target, tuple[tuple[str, str], ...]]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Block numbering the UNet and VAE rules need, read from the diffusers configs."""
+
+    unet_layers: int  # resnets per down block (an up block has one more)
+    unet_up_attention: tuple[bool, ...]  # which up blocks have attentions
+    vae_blocks: int  # VAE resolution levels
+
+
+UNET_RESNET = (
+    ("norm1.", "in_layers.0."),
+    ("conv1.", "in_layers.2."),
+    ("time_emb_proj.", "emb_layers.1."),
+    ("norm2.", "out_layers.0."),
+    ("conv2.", "out_layers.3."),
+    ("conv_shortcut.", "skip_connection."),
+)
+# fmt: off
+UNET_RULES: tuple[Rule, ...] = (
+    # diffusers UNet2DConditionModel         ->  ldm UNetModel (model.diffusion_model.)
+    ("time_embedding.linear_1.",                 "time_embed.0.", ()),
+    ("time_embedding.linear_2.",                 "time_embed.2.", ()),
+    ("conv_in.",                                 "input_blocks.0.0.", ()),
+    ("conv_norm_out.",                           "out.0.", ()),
+    ("conv_out.",                                "out.2.", ()),
+    ("down_blocks.{i}.resnets.{j}.",             lambda g, i, j: f"input_blocks.{(g.unet_layers + 1) * i + j + 1}.0.", UNET_RESNET),  # noqa: E501
+    ("down_blocks.{i}.attentions.{j}.",          lambda g, i, j: f"input_blocks.{(g.unet_layers + 1) * i + j + 1}.1.", ()),  # noqa: E501
+    ("down_blocks.{i}.downsamplers.0.conv.",     lambda g, i: f"input_blocks.{(g.unet_layers + 1) * (i + 1)}.0.op.", ()),
+    ("mid_block.resnets.{j}.",                   lambda g, j: f"middle_block.{2 * j}.", UNET_RESNET),
+    ("mid_block.attentions.0.",                  "middle_block.1.", ()),
+    ("up_blocks.{i}.resnets.{j}.",               lambda g, i, j: f"output_blocks.{(g.unet_layers + 1) * i + j}.0.", UNET_RESNET),  # noqa: E501
+    ("up_blocks.{i}.attentions.{j}.",            lambda g, i, j: f"output_blocks.{(g.unet_layers + 1) * i + j}.1.", ()),
+    ("up_blocks.{i}.upsamplers.0.",              lambda g, i: f"output_blocks.{(g.unet_layers + 1) * i + g.unet_layers}.{2 if g.unet_up_attention[i] else 1}.", ()),  # noqa: E501
+)
+
+VAE_RESNET = (("conv_shortcut.", "nin_shortcut."),)
+VAE_ATTENTION = (
+    ("group_norm.", "norm."), ("to_q.", "q."), ("to_k.", "k."), ("to_v.", "v."), ("to_out.0.", "proj_out."),
+    ("query.", "q."), ("key.", "k."), ("value.", "v."), ("proj_attn.", "proj_out."),  # older diffusers names
+)
+VAE_RULES: tuple[Rule, ...] = (
+    # diffusers AutoencoderKL                      ->  ldm AutoencoderKL (first_stage_model.)
+    ("encoder.conv_in.",                           "encoder.conv_in.", ()),
+    ("encoder.conv_norm_out.",                     "encoder.norm_out.", ()),
+    ("encoder.conv_out.",                          "encoder.conv_out.", ()),
+    ("encoder.down_blocks.{i}.resnets.{j}.",       "encoder.down.{i}.block.{j}.", VAE_RESNET),
+    ("encoder.down_blocks.{i}.downsamplers.0.conv.", "encoder.down.{i}.downsample.conv.", ()),
+    ("encoder.mid_block.resnets.{j}.",             lambda g, j: f"encoder.mid.block_{j + 1}.", VAE_RESNET),
+    ("encoder.mid_block.attentions.0.",            "encoder.mid.attn_1.", VAE_ATTENTION),
+    ("decoder.conv_in.",                           "decoder.conv_in.", ()),
+    ("decoder.conv_norm_out.",                     "decoder.norm_out.", ()),
+    ("decoder.conv_out.",                          "decoder.conv_out.", ()),
+    ("decoder.mid_block.resnets.{j}.",             lambda g, j: f"decoder.mid.block_{j + 1}.", VAE_RESNET),
+    ("decoder.mid_block.attentions.0.",            "decoder.mid.attn_1.", VAE_ATTENTION),
+    ("decoder.up_blocks.{i}.resnets.{j}.",         lambda g, i, j: f"decoder.up.{g.vae_blocks - 1 - i}.block.{j}.", VAE_RESNET),  # noqa: E501
+    ("decoder.up_blocks.{i}.upsamplers.0.conv.",   lambda g, i: f"decoder.up.{g.vae_blocks - 1 - i}.upsample.conv.", ()),
+    ("quant_conv.",                                "quant_conv.", ()),
+    ("post_quant_conv.",                           "post_quant_conv.", ()),
+)
+
+TEXT_RULES: tuple[Rule, ...] = (
+    # transformers CLIPTextModel                         ->  OpenCLIP text tower (cond_stage_model.model.)
+    ("text_model.embeddings.token_embedding.",           "token_embedding.", ()),
+    ("text_model.embeddings.position_embedding.weight",  "positional_embedding", ()),
+    ("text_model.encoder.layers.{i}.self_attn.out_proj.", "transformer.resblocks.{i}.attn.out_proj.", ()),
+    ("text_model.encoder.layers.{i}.layer_norm1.",       "transformer.resblocks.{i}.ln_1.", ()),
+    ("text_model.encoder.layers.{i}.layer_norm2.",       "transformer.resblocks.{i}.ln_2.", ()),
+    ("text_model.encoder.layers.{i}.mlp.fc1.",           "transformer.resblocks.{i}.mlp.c_fc.", ()),
+    ("text_model.encoder.layers.{i}.mlp.fc2.",           "transformer.resblocks.{i}.mlp.c_proj.", ()),
+    ("text_model.final_layer_norm.",                     "ln_final.", ()),
+)
+# q/k/v projections are stacked into one in_proj (OpenCLIP) or qkv (timm) tensor
+TEXT_FUSED = ("text_model.encoder.layers.{i}.self_attn.{part}_proj.{kind}", ("q", "k", "v"),
+              lambda i, kind: f"transformer.resblocks.{i}.attn.in_proj_{kind}")
+
+DPT_RULES: tuple[Rule, ...] = (
+    # transformers DPTForDepthEstimation (hybrid)          ->  ldm/MiDaS DPTDepthModel (depth_model.model.)
+    ("dpt.embeddings.cls_token",                           "pretrained.model.cls_token", ()),
+    ("dpt.embeddings.position_embeddings",                 "pretrained.model.pos_embed", ()),
+    ("dpt.embeddings.projection.",                         "pretrained.model.patch_embed.proj.", ()),
+    ("dpt.embeddings.backbone.bit.embedder.convolution.",  "pretrained.model.patch_embed.backbone.stem.conv.", ()),
+    ("dpt.embeddings.backbone.bit.embedder.norm.",         "pretrained.model.patch_embed.backbone.stem.norm.", ()),
+    ("dpt.embeddings.backbone.bit.encoder.stages.{i}.layers.{j}.", "pretrained.model.patch_embed.backbone.stages.{i}.blocks.{j}.", ()),  # noqa: E501
+    ("dpt.encoder.layer.{i}.attention.output.dense.",      "pretrained.model.blocks.{i}.attn.proj.", ()),
+    ("dpt.encoder.layer.{i}.intermediate.dense.",          "pretrained.model.blocks.{i}.mlp.fc1.", ()),
+    ("dpt.encoder.layer.{i}.output.dense.",                "pretrained.model.blocks.{i}.mlp.fc2.", ()),
+    ("dpt.encoder.layer.{i}.layernorm_before.",            "pretrained.model.blocks.{i}.norm1.", ()),
+    ("dpt.encoder.layer.{i}.layernorm_after.",             "pretrained.model.blocks.{i}.norm2.", ()),
+    ("dpt.layernorm.",                                     "pretrained.model.norm.", ()),
+    ("neck.reassemble_stage.readout_projects.{i}.0.",      lambda g, i: f"pretrained.act_postprocess{i + 1}.0.project.0.", ()),  # noqa: E501
+    ("neck.reassemble_stage.layers.{i}.projection.",       lambda g, i: f"pretrained.act_postprocess{i + 1}.3.", ()),
+    ("neck.reassemble_stage.layers.{i}.resize.",           lambda g, i: f"pretrained.act_postprocess{i + 1}.4.", ()),
+    ("neck.convs.{i}.",                                    lambda g, i: f"scratch.layer{i + 1}_rn.", ()),
+    ("neck.fusion_stage.layers.{i}.",                      lambda g, i: f"scratch.refinenet{4 - i}.", (
+        ("projection.", "out_conv."), ("residual_layer1.", "resConfUnit1."), ("residual_layer2.", "resConfUnit2."),
+        ("convolution1.", "conv1."), ("convolution2.", "conv2."))),
+    ("head.head.{i}.",                                     "scratch.output_conv.{i}.", ()),
+)
+DPT_FUSED = ("dpt.encoder.layer.{i}.attention.attention.{part}.{kind}", ("query", "key", "value"),
+             lambda i, kind: f"pretrained.model.blocks.{i}.attn.qkv.{kind}")
+# fmt: on
+
+# Source tensors that hold no weights (buffers transformers saves), used without a target.
+NOT_WEIGHTS = {"text_encoder": ("text_model.embeddings.position_ids",)}
+# Target tensors the WebUI's model has but never uses, so a diffusers pipeline does not carry them:
+# timm's ImageNet classifier inside MiDaS, OpenCLIP's projection, scale and vision tower, text
+# layers after the penultimate one (SD 2 reads the penultimate layer), and schedule buffers the
+# model computes from its config.
+UNUSED_TARGETS = (
+    r"^depth_model\.model\.pretrained\.model\.head\.",
+    r"^cond_stage_model\.model\.(text_projection|logit_scale|visual\.|attn_mask)",
+)
+
+
+class ConversionError(ValueError):
+    """The folder is not a depth pipeline, or its tensors do not map one-to-one."""
+
+
+def _pattern(source: str) -> re.Pattern[str]:
+    escaped = re.escape(source).replace(r"\{i\}", r"(?P<i>\d+)").replace(r"\{j\}", r"(?P<j>\d+)")
+    return re.compile("^" + escaped)
+
+
+def _target(target: Target, match: re.Match[str], geometry: Geometry | None) -> str:
+    numbers = {name: int(value) for name, value in match.groupdict().items()}
+    if callable(target):
+        return target(geometry, **numbers)
+    return target.format(**numbers)
+
+
+def _rename_inside(rest: str, renames: tuple[tuple[str, str], ...]) -> str:
+    """Apply a block's inner renames at every dotted position of the rest of a key."""
+    out = ""
+    while rest:
+        for old, new in renames:
+            if rest.startswith(old):
+                out, rest = out + new, rest[len(old) :]
+                break
+        else:
+            segment, dot, rest = rest.partition(".")
+            out += segment + dot
+    return out
+
+
+def map_keys(
+    state: dict[str, torch.Tensor],
+    rules: Iterable[Rule],
+    geometry: Geometry | None = None,
+    fused: tuple | None = None,
+    not_weights: Iterable[str] = (),
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Apply a rule table; returns (converted tensors, source keys no rule used)."""
+    compiled = [(_pattern(source), target, inner) for source, target, inner in rules]
+    converted: dict[str, torch.Tensor] = {}
+    unused = []
+    stacks: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    fused_pattern = None
+    if fused:
+        template, parts, _ = fused
+        fused_pattern = re.compile(
+            "^"
+            + re.escape(template)
+            .replace(r"\{i\}", r"(?P<i>\d+)")
+            .replace(r"\{part\}", "(?P<part>" + "|".join(parts) + ")")
+            .replace(r"\{kind\}", "(?P<kind>weight|bias)")
+            + "$"
+        )
+    for key, value in state.items():
+        if key in not_weights:
+            continue
+        if fused_pattern and (m := fused_pattern.match(key)):
+            stacks.setdefault((int(m["i"]), m["kind"]), {})[m["part"]] = value
+            continue
+        for pattern, target, inner in compiled:
+            if m := pattern.match(key):
+                converted[_target(target, m, geometry) + _rename_inside(key[m.end() :], inner)] = value
+                break
+        else:
+            unused.append(key)
+    if fused:
+        _, parts, name = fused
+        for (index, kind), pieces in sorted(stacks.items()):
+            if set(pieces) != set(parts):
+                unused.extend(f"{index}.{part}.{kind}" for part in pieces)
+                continue
+            converted[name(index, kind)] = torch.cat([pieces[part] for part in parts])
+    return converted, unused
+
+
+def read_config(folder: Path, component: str) -> dict[str, Any]:
+    path = folder / component / "config.json"
+    if not path.is_file():
+        raise ConversionError(f"{folder}: no {component}/config.json")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_weights(folder: Path, component: str) -> dict[str, torch.Tensor]:
+    """A component's tensors: *.safetensors preferred, else *.bin read with weights_only."""
+    directory = folder / component
+    files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
+    if not files:
+        raise ConversionError(f"{folder}: no weights in {component}/ (expected .safetensors or .bin)")
+    state: dict[str, torch.Tensor] = {}
+    for file in files:
+        if file.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state.update(load_file(str(file)))
+        else:
+            state.update(torch.load(file, map_location="cpu", weights_only=True))
+    return state
+
+
+def check_pipeline(folder: Path) -> dict[str, Any]:
+    """model_index.json of a depth pipeline; ConversionError naming what the folder is instead."""
+    index_path = folder / "model_index.json"
+    if not index_path.is_file():
+        raise ConversionError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
+    index = json.loads(index_path.read_text(encoding="utf-8"))
+    kind = index.get("_class_name", "?")
+    if kind != DEPTH_PIPELINE:
+        raise ConversionError(f"{folder}: a {kind}, not a {DEPTH_PIPELINE}; only depth pipelines convert")
+    missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
+    if missing:
+        raise ConversionError(f"{folder}: missing component folder(s): {', '.join(missing)}")
+    channels = read_config(folder, "unet").get("in_channels")
+    if channels != 5:
+        raise ConversionError(f"{folder}: the UNet takes {channels} input channels; a depth UNet takes 5")
+    return index
+
+
+def geometry_of(unet: dict[str, Any], vae: dict[str, Any]) -> Geometry:
+    up_types = unet.get("up_block_types") or ()
+    return Geometry(
+        unet_layers=int(unet.get("layers_per_block", 2)),
+        unet_up_attention=tuple("CrossAttn" in t for t in up_types),
+        vae_blocks=len(vae.get("block_out_channels") or ()),
+    )
+
+
+def text_arch_for(text: dict[str, Any], requested: str | None) -> str:
+    """The OpenCLIP model whose text tower the diffusers text encoder is (SD 2: ViT-H-14, whose last
+    layer the pipeline drops because SD 2 reads the penultimate one)."""
+    import open_clip
+
+    arch = requested or "ViT-H-14"
+    config = open_clip.get_model_config(arch)
+    if config is None:
+        raise ConversionError(f"--text-arch: {arch} is not an OpenCLIP model name")
+    tower = config["text_cfg"]
+    layers = int(text.get("num_hidden_layers", 0))
+    fits = (tower.get("width"), tower.get("heads"), tower.get("layers")) == (
+        text.get("hidden_size"),
+        text.get("num_attention_heads"),
+        layers + 1,
+    )
+    if not fits:
+        raise ConversionError(
+            f"text_encoder: {text.get('hidden_size')} wide, {text.get('num_attention_heads')} heads, {layers} layers "
+            f"is not the text tower of OpenCLIP {arch} minus its last layer"
+            + ("" if requested else "; pass --text-arch with the OpenCLIP model it comes from")
+        )
+    return arch
+
+
+def depth_config(unet: dict[str, Any], vae: dict[str, Any], text_arch: str) -> dict[str, Any]:
+    """Our SD 2 depth config with the sizes of the converted model."""
+    import yaml
+
+    from .model_config import BUNDLED_CONFIG
+
+    config = yaml.safe_load(BUNDLED_CONFIG.read_text(encoding="utf-8"))
+    params = config["model"]["params"]
+    channels = list(unet["block_out_channels"])
+    heads = unet.get("attention_head_dim", 8)
+    heads = heads[0] if isinstance(heads, list) else heads
+    depth = unet.get("transformer_layers_per_block", 1)
+    params["unet_config"]["params"].update(
+        model_channels=channels[0],
+        channel_mult=[c // channels[0] for c in channels],
+        num_res_blocks=int(unet.get("layers_per_block", 2)),
+        attention_resolutions=[2**k for k, t in enumerate(unet["down_block_types"]) if "CrossAttn" in t],
+        num_head_channels=channels[0] // heads,
+        context_dim=int(unet["cross_attention_dim"]),
+        use_linear_in_transformer=bool(unet.get("use_linear_projection", False)),
+        transformer_depth=depth[0] if isinstance(depth, list) else depth,
+    )
+    vae_channels = list(vae["block_out_channels"])
+    first_stage = params["first_stage_config"]["params"]
+    first_stage["embed_dim"] = int(vae.get("latent_channels", 4))
+    first_stage["ddconfig"].update(
+        ch=vae_channels[0],
+        ch_mult=[c // vae_channels[0] for c in vae_channels],
+        num_res_blocks=int(vae.get("layers_per_block", 2)),
+        z_channels=int(vae.get("latent_channels", 4)),
+    )
+    params["scale_factor"] = float(vae.get("scaling_factor", 0.18215))
+    # no pretrained download: the checkpoint holds the text encoder
+    params["cond_stage_config"]["params"].update(arch=text_arch, version=None)
+    return config
+
+
+def target_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Every tensor the WebUI's model for `config` has, with shapes, built on the meta device."""
+    import open_clip
+    from ldm.models.autoencoder import AutoencoderKL
+    from ldm.modules.diffusionmodules.openaimodel import UNetModel
+    from open_clip.model import CLIP
+
+    from .midas import import_dpt_depth_model
+
+    params = config["model"]["params"]
+    vae = params["first_stage_config"]["params"]
+    with torch.device("meta"):
+        parts = {
+            PREFIXES["unet"]: UNetModel(**params["unet_config"]["params"]),
+            PREFIXES["vae"]: AutoencoderKL(vae["ddconfig"], {"target": "torch.nn.Identity"}, vae["embed_dim"]),
+            PREFIXES["text_encoder"]: CLIP(**open_clip.get_model_config(params["cond_stage_config"]["params"]["arch"])),
+            PREFIXES["depth_estimator"]: import_dpt_depth_model()(
+                path=None, backbone="vitb_rn50_384", non_negative=True
+            ),
+        }
+    return {prefix + k: tuple(v.shape) for prefix, module in parts.items() for k, v in module.state_dict().items()}
+
+
+def convert_pipeline(
+    folder: str | Path, *, text_arch: str | None = None, progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(WebUI state dict, config) for a depth pipeline folder; ConversionError lists any tensor
+    that did not map, any target left unproduced, and any shape that differs."""
+    folder = Path(folder)
+    check_pipeline(folder)
+    configs = {c: read_config(folder, c) for c in COMPONENTS}
+    geometry = geometry_of(configs["unet"], configs["vae"])
+    arch = text_arch_for(configs["text_encoder"], text_arch)
+    tables = {
+        "unet": (UNET_RULES, None),
+        "vae": (VAE_RULES, None),
+        "text_encoder": (TEXT_RULES, TEXT_FUSED),
+        "depth_estimator": (DPT_RULES, DPT_FUSED),
+    }
+    state: dict[str, torch.Tensor] = {}
+    unused: list[str] = []
+    for component in COMPONENTS:
+        if progress:
+            progress(component)
+        rules, fused = tables[component]
+        converted, left = map_keys(
+            read_weights(folder, component), rules, geometry, fused, NOT_WEIGHTS.get(component, ())
+        )
+        unused += [f"{component}/{key}" for key in left]
+        for key, value in converted.items():
+            if component == "vae" and ".attn_1." in key and key.endswith(".weight") and value.ndim == 2:
+                value = value[:, :, None, None]  # diffusers' linear attention -> ldm's 1x1 convolutions
+            state[PREFIXES[component] + key] = value
+    config = depth_config(configs["unet"], configs["vae"], arch)
+    expected = target_shapes(config)
+    layers = int(configs["text_encoder"]["num_hidden_layers"])
+    skipped = re.compile("|".join(UNUSED_TARGETS + (rf"^cond_stage_model\.model\.transformer\.resblocks\.{layers}\.",)))
+    missing = sorted(k for k in expected if k not in state and not skipped.search(k))
+    unknown = sorted(k for k in state if k not in expected)
+    wrong = sorted(
+        f"{k} {tuple(v.shape)} != {expected[k]}"
+        for k, v in state.items()
+        if k in expected and tuple(v.shape) != expected[k]
+    )
+    problems = [
+        (unused, "source tensors no rule maps"),
+        (unknown, "produced tensors the depth model does not have"),
+        (missing, "depth model tensors not produced"),
+        (wrong, "shape mismatches"),
+    ]
+    report = [
+        f"{title} ({len(items)}): {', '.join(items[:12])}{' ...' if len(items) > 12 else ''}"
+        for items, title in problems
+        if items
+    ]
+    if report:
+        raise ConversionError(f"{folder}: cannot convert exactly:\n  " + "\n  ".join(report))
+    return state, config
+
+
+def write_checkpoint(
+    state: dict[str, torch.Tensor], config: dict[str, Any], output: str | Path, *, half: bool = False
+) -> tuple[Path, Path]:
+    """Write OUT.safetensors and OUT.yaml; never overwrites (ConversionError if either exists)."""
+    import yaml
+    from safetensors.torch import save_file
+
+    from .model_config import config_path_for
+
+    output = Path(output)
+    if output.suffix != ".safetensors":
+        raise ConversionError(f"{output}: the output must be a .safetensors file")
+    yaml_path = config_path_for(output)
+    existing = [str(p) for p in (output, yaml_path) if p.exists()]
+    if existing:
+        raise ConversionError(f"{', '.join(existing)} already exist(s); choose another name or move it away")
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(output), metadata={"format": "pt"})
+    header = "# sd-webui-depth2img: converted from a diffusers StableDiffusionDepth2ImgPipeline\n"
+    yaml_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return output, yaml_path
