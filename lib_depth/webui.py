@@ -108,19 +108,14 @@ def placed(module: Any, *, device: Any, offload: bool, managed: bool) -> Iterato
 
 
 def prepare_init_image(image: Any, p: Any) -> Any:
-    """An init image as StableDiffusionProcessingImg2Img.init prepares it, before any fill:
-    flatten, resize (resize mode) or "only masked" crop (modules/processing.py, v1.10.1)."""
-    from modules import images
-    from modules.shared import opts
-
-    image = images.flatten(image, opts.img2img_background_color)
+    """An init image as StableDiffusionProcessingImg2Img.init prepares it, before any fill, for a
+    processing object whose "only masked" crop is already chosen (p.paste_to)."""
     paste_to = getattr(p, "paste_to", None)
+    region = None
     if paste_to:
         x, y, w, h = paste_to
-        return images.resize_image(2, image.crop((x, y, x + w, y + h)), p.width, p.height)
-    if p.resize_mode != 3:
-        image = images.resize_image(p.resize_mode, image, p.width, p.height)
-    return image
+        region = (x, y, x + w, y + h)
+    return prepare_request_image(image, width=p.width, height=p.height, resize_mode=p.resize_mode, region=region)
 
 
 def depth_map_path_for(saved_image: str | os.PathLike) -> Path:
@@ -162,11 +157,13 @@ def prepare_request_image(
     mask_blur: int = 0,
     invert_mask: bool = False,
     fill: bool = False,
+    region: tuple[int, int, int, int] | None = None,
 ) -> Any:
     """An init image as StableDiffusionProcessingImg2Img.init prepares it (modules/processing.py,
     v1.10.1): flatten; with "Inpaint area: Only masked" the crop around the (inverted, blurred)
     mask resized with "resize and fill", else the resize mode; `fill` smears the masked area
-    like "Masked content: fill" (masking.fill)."""
+    like "Masked content: fill" (masking.fill). `region` (x1, y1, x2, y2) is a crop the WebUI
+    already chose; otherwise it is found from the mask as the WebUI finds it."""
     import cv2
     import numpy as np
     from modules import images, masking
@@ -181,15 +178,15 @@ def prepare_request_image(
         if mask_blur > 0:
             kernel = 2 * int(2.5 * mask_blur + 0.5) + 1
             mask = Image.fromarray(cv2.GaussianBlur(np.array(mask), (kernel, kernel), mask_blur))
-    region = None
-    if mask is not None and only_masked:
+    if region is None and mask is not None and only_masked:
         find_region = getattr(masking, "get_crop_region_v2", None) or masking.get_crop_region
         region = find_region(mask, padding)
         if region:
             region = masking.expand_crop_region(region, width, height, mask.width, mask.height)
     if region:
         image = images.resize_image(2, image.crop(region), width, height)
-        mask = images.resize_image(2, mask.crop(region), width, height)
+        if mask is not None:
+            mask = images.resize_image(2, mask.crop(region), width, height)
     elif resize_mode != 3:
         image = images.resize_image(resize_mode, image, width, height)
         if mask is not None:
