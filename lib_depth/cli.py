@@ -7,27 +7,27 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .settings import BLUR_RANGE, GAMMA_RANGE, DepthSettings
+from .fields import CLI_FIELDS
+from .settings import DepthSettings
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per command-line field of the table (fields.py), with its help and range."""
     edits = parser.add_argument_group("depth edits (applied before normalisation, as in the WebUI)")
-    edits.add_argument("--invert", action="store_true", help="flip near and far (for maps where black = near)")
-    edits.add_argument("--near", type=float, default=1.0, help="depth level 0..1 that becomes nearest (default 1)")
-    edits.add_argument("--far", type=float, default=0.0, help="depth level 0..1 that becomes farthest (default 0)")
-    edits.add_argument(
-        "--gamma", type=float, default=1.0, help=f"{GAMMA_RANGE[0]:g}..{GAMMA_RANGE[1]:g}; >1 pushes mid depths back"
-    )
-    edits.add_argument(
-        "--blur",
-        type=float,
-        default=0.0,
-        help=f"Gaussian blur radius in image pixels, {BLUR_RANGE[0]:g}..{BLUR_RANGE[1]:g}",
-    )
+    for f in CLI_FIELDS:
+        flag = "--" + f.name.replace("_", "-")
+        if f.kind == "bool":
+            edits.add_argument(flag, action="store_true", default=f.default, help=f.help)
+        elif f.kind == "float":
+            edits.add_argument(
+                flag, type=float, default=f.default, help=f"{f.describe_range()}: {f.help} (default {f.default:g})"
+            )
+        else:
+            edits.add_argument(flag, choices=f.choices, default=f.default, help=f"{f.help} (default {f.default})")
 
 
 def settings_from_arguments(args: argparse.Namespace) -> DepthSettings:
-    return DepthSettings(invert=args.invert, near=args.near, far=args.far, gamma=args.gamma, blur=args.blur)
+    return DepthSettings(**{f.name: getattr(args, f.name) for f in CLI_FIELDS})
 
 
 def _preview(args: argparse.Namespace) -> int:

@@ -8,11 +8,68 @@ with the WebUI's PIL-RGB helpers, which would drop 16-bit precision.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE = 0, 1, 2, 3
+RESIZE_MODES = (JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE)
+LATENT_FACTOR = 8  # the VAE's downscale: the UNet sees width/8 x height/8
+MIN_GENERATION_SIDE = 64
+
+
+def generation_size(width: object, height: object, name: str = "width/height") -> tuple[int, int]:
+    """The size a generation really has: at least 64, rounded down to a multiple of 8 as the WebUI's
+    latent (width // 8) rounds it. The one size rule of the preview, the API and the command line."""
+    for value in (width, height):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"{name}: expected whole numbers of pixels, got {width!r}x{height!r}")
+    if width < MIN_GENERATION_SIDE or height < MIN_GENERATION_SIDE:
+        raise ValueError(f"{name}: {width}x{height} is too small; at least {MIN_GENERATION_SIDE}x{MIN_GENERATION_SIDE}")
+    return int(width) - int(width) % LATENT_FACTOR, int(height) - int(height) % LATENT_FACTOR
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How the depth must line up with one sampling pass: that pass's image size and latent size,
+    and how the init image was fitted to it (resize mode, or the inpaint "only masked" crop).
+
+    The glue builds it from a processing object or from a preview/API request; `DepthRun` (run.py)
+    turns it plus settings into the conditioning, so all three reach the same tensor one way.
+    """
+
+    width: int
+    height: int
+    latent: tuple[int, int]  # (h, w) of the UNet's input
+    resize_mode: int = JUST_RESIZE
+    crop: tuple[int, int, int, int] | None = None  # (x1, y1, x2, y2) in the init image's pixels
+    init_size: tuple[int, int] | None = None  # (width, height) of the init image `crop` refers to
+
+    def __post_init__(self) -> None:
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(f"resize mode: expected one of 0..3, got {self.resize_mode!r}")
+        if min(self.width, self.height, *self.latent) <= 0:
+            raise ValueError(f"size: {self.width}x{self.height} (latent {self.latent}) must be positive")
+        if self.crop is not None and self.init_size is None:
+            raise ValueError("an only-masked crop needs the size of the init image it refers to")
+
+    @classmethod
+    def for_size(cls, width: int, height: int, resize_mode: int = JUST_RESIZE, **crop) -> Geometry:
+        """A pass of width x height pixels whose latent is the VAE's (size / 8)."""
+        return cls(width, height, (height // LATENT_FACTOR, width // LATENT_FACTOR), resize_mode, **crop)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def fit(self, depth: np.ndarray) -> np.ndarray:
+        """A user depth map ([H, W], describing the whole init image) at this pass's pixel size,
+        fitted as the WebUI fits the init image: the crop resized "resize and fill", else the mode."""
+        if self.crop is not None:
+            return fit_depth(crop_region(depth, self.crop, self.init_size), self.width, self.height, RESIZE_AND_FILL)
+        return fit_depth(depth, self.width, self.height, self.resize_mode)
 
 
 def _resize(depth: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -13,8 +13,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lib_depth.api import PREFIX, build_router, parse_api_auth, parse_estimate_request
-from lib_depth.payload import PayloadError, encode_png
+from lib_depth.webui.api import PREFIX, build_router, parse_api_auth, parse_estimate_request
+from lib_depth.webui.payload import PayloadError, encode_png
 
 IMAGE = encode_png(Image.new("RGB", (96, 80), (200, 100, 50)))
 

@@ -10,7 +10,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from lib_depth.payload import PayloadError, decode_image, encode_png, limits_from_options
+from lib_depth.webui.payload import PayloadError, decode_image, encode_png, limits_from_options
 
 
 def png_header_only(width: int, height: int) -> str:

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from lib_depth import DepthSettings
-from lib_depth.payload import PayloadError, encode_png
-from lib_depth.script_args import ARG_NAMES, parse_script_args, read_script_args
+from lib_depth.webui.args import ARG_NAMES, parse_script_args, read_script_args
+from lib_depth.webui.payload import PayloadError, encode_png
 
 
 def test_positional_like_the_ui():

@@ -1,32 +1,28 @@
-"""lib_depth.webui: the WebUI-facing helpers, with plain objects and sys.modules fakes.
-
-Fakes stand in only for the WebUI's own API surface, faithful to v1.10.1:
-modules/images.py (flatten, resize_image), modules/shared.py (opts.img2img_background_color).
-"""
+"""lib_depth.webui: the glue's helpers, with plain objects and the sys.modules fakes of
+tests/webui_fakes.py (the WebUI v1.10.1's own API surface)."""
 
 from __future__ import annotations
 
-import sys
 import types
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 import torch
+import webui_fakes
 from PIL import Image
 from scenes import make_scene
 
 from lib_depth import DepthCache, DepthEstimator, DepthSettings
-from lib_depth.generation import DepthRun, WebUIHooks
-from lib_depth.webui import (
-    checkpoint_key,
-    conditioning_for_request,
-    depth_map_for_saved_image,
-    depth_map_path_for,
-    is_depth_model,
-    placed,
-    prepare_init_image,
-)
+from lib_depth.run import DepthRun
+from lib_depth.webui.depth_model import checkpoint_key, is_depth_model, placed
+from lib_depth.webui.prepare import prepare_image, prepare_init_image, prepared_mask
+from lib_depth.webui.preview import Inpaint, request_conditioning, tab_image_and_mask
+from lib_depth.webui.saving import depth_map_for_saved_image, depth_map_path_for
+
+
+def conditioning_for_request(run, **request):
+    return request_conditioning(run, **request)[0]
 
 
 class LatentDepth2ImageDiffusion(torch.nn.Module):  # the class name is what identifies the model
@@ -42,44 +38,7 @@ class LatentDiffusion(torch.nn.Module):
 
 @pytest.fixture
 def webui_modules(monkeypatch):
-    """modules.images and modules.shared, as far as the glue uses them."""
-
-    def resize_image(resize_mode, im, width, height, upscaler_name=None):  # modules/images.py
-        return im.resize((width, height))
-
-    def flatten(img, bgcolor):  # modules/images.py: composite RGBA onto a background colour
-        if img.mode == "RGBA":
-            background = Image.new("RGBA", img.size, bgcolor)
-            background.alpha_composite(img)
-            img = background
-        return img.convert("RGB")
-
-    def get_crop_region_v2(mask, pad=0):  # modules/masking.py
-        if box := mask.getbbox():
-            x1, y1, x2, y2 = box
-            return (max(x1 - pad, 0), max(y1 - pad, 0), min(x2 + pad, mask.size[0]), min(y2 + pad, mask.size[1]))
-        return None
-
-    def expand_crop_region(crop_region, processing_width, processing_height, image_width, image_height):
-        x1, y1, x2, y2 = crop_region  # modules/masking.py; the tests use regions of the processing ratio
-        assert (x2 - x1) * processing_height == (y2 - y1) * processing_width, "double covers equal ratios only"
-        return crop_region
-
-    def fill(image, mask):  # modules/masking.py smears colours into the masked area; grey stands for that
-        return Image.composite(Image.new("RGB", image.size, (128, 128, 128)), image.convert("RGB"), mask.convert("L"))
-
-    images = types.SimpleNamespace(resize_image=resize_image, flatten=flatten)
-    masking = types.SimpleNamespace(
-        get_crop_region_v2=get_crop_region_v2, expand_crop_region=expand_crop_region, fill=fill
-    )
-    shared = types.SimpleNamespace(opts=types.SimpleNamespace(img2img_background_color="#ffffff"))
-    modules = types.ModuleType("modules")
-    modules.images, modules.shared, modules.masking = images, shared, masking
-    monkeypatch.setitem(sys.modules, "modules", modules)
-    monkeypatch.setitem(sys.modules, "modules.images", images)
-    monkeypatch.setitem(sys.modules, "modules.masking", masking)
-    monkeypatch.setitem(sys.modules, "modules.shared", shared)
-    return modules
+    return webui_fakes.install(monkeypatch)
 
 
 def test_is_depth_model_and_key(dpt_head):
@@ -111,20 +70,22 @@ def test_prepare_init_image_follows_resize_and_crop(webui_modules):
 
 def test_conditioning_for_request_estimate_shares_the_cache(webui_modules, dpt_head):
     cache = DepthCache()
-    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head, cache=cache), WebUIHooks(prepare_init_image=None))
+    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head, cache=cache))
     first = conditioning_for_request(run, init_image=make_scene(160, 120), width=128, height=96)
     assert first.shape == (1, 1, 12, 16)
     again = conditioning_for_request(run, init_image=make_scene(160, 120), width=128, height=96)
     assert torch.equal(first, again) and cache.stats().hits == 1
-    with pytest.raises(ValueError, match="multiples of 8"):
-        conditioning_for_request(run, init_image=make_scene(160, 120), width=100, height=96)
+    rounded = request_conditioning(run, init_image=make_scene(160, 120), width=100, height=99)[1]
+    assert (rounded.width, rounded.height) == (96, 96)  # rounded down as the WebUI's latent is
+    with pytest.raises(ValueError, match="too small"):
+        conditioning_for_request(run, init_image=make_scene(160, 120), width=56, height=96)
     with pytest.raises(ValueError, match="init image is needed"):
         conditioning_for_request(run, width=128, height=96)
 
 
 def test_conditioning_for_request_from_a_map(webui_modules):
     map_ = Image.fromarray(np.tile(np.arange(128, dtype=np.uint16) * 500, (64, 1)))
-    run = DepthRun(DepthSettings(source="upload", invert=True), None, WebUIHooks(prepare_init_image=None), map_)
+    run = DepthRun(DepthSettings(source="upload", invert=True), None, map_)
     conditioning = conditioning_for_request(run, width=128, height=64, resize_mode=0)
     assert conditioning.shape == (1, 1, 8, 16)
     assert conditioning[0, 0, 4, 0] > conditioning[0, 0, 4, -1]  # inverted: the left is near now
@@ -139,7 +100,7 @@ class Processed:
 
 
 def test_depth_map_for_saved_image(tmp_path):
-    run = DepthRun(DepthSettings(save_depth=True), None, WebUIHooks(prepare_init_image=None))
+    run = DepthRun(DepthSettings(save_depth=True), None)
     run.used.append(torch.stack([torch.full((1, 8, 8), -1.0), torch.full((1, 8, 8), 1.0)]))
     p = Processed(str(tmp_path / "txt2img-images"), batch_index=1, depth2img=run)
     output = tmp_path / "txt2img-images" / "2026-11-24" / "00007-42.png"
@@ -162,7 +123,7 @@ def test_depth_map_path():
 def test_doctor_rows_read_each_file_version_once(tmp_path, monkeypatch):
     from checkpoints import state_dict, write_safetensors
 
-    import lib_depth.webui as glue
+    import lib_depth.webui.status as glue
 
     path = write_safetensors(tmp_path / "d.safetensors", state_dict("depth"))
     reads = []
@@ -179,7 +140,7 @@ def test_status_line(tmp_path):
     from checkpoints import state_dict, write_safetensors
 
     from lib_depth.model_config import config_path_for
-    from lib_depth.webui import doctor_rows, status_line
+    from lib_depth.webui.status import doctor_rows, status_line
 
     assert status_line("512-depth-ema", []) == ("depth2img-ok", "Depth model loaded: 512-depth-ema")
     css, text = status_line(None, [])
@@ -193,39 +154,61 @@ def test_status_line(tmp_path):
     assert "Needs attention: renamed.safetensors: run with --fix" in text and "sd15" not in text
 
 
-def test_request_image_follows_only_masked_crop_invert_and_fill(webui_modules):
-    from lib_depth.webui import prepare_request_image, tab_image_and_mask
+def prepare_request_image(
+    image, *, width, height, mask=None, only_masked=False, padding=32, invert_mask=False, fill=False, resize_mode=0
+):
+    """The preview's preparation, step by step as request_conditioning takes it."""
+    from lib_depth.webui.prepare import only_masked_region
 
+    mask = prepared_mask(mask, invert_mask=invert_mask) if mask is not None else None
+    region = only_masked_region(mask, padding=padding, width=width, height=height) if only_masked else None
+    return prepare_image(
+        image, width=width, height=height, resize_mode=resize_mode, region=region, fill_mask=mask if fill else None
+    )
+
+
+def test_request_image_follows_only_masked_crop_invert_and_fill(webui_modules):
     image = make_scene(256, 256, 5)
     mask = Image.new("L", (256, 256), 0)
     mask.paste(255, (64, 64, 128, 128))
     cropped = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0)
-    assert np.array_equal(np.asarray(cropped), np.asarray(image.crop((64, 64, 128, 128)).resize((128, 128))))
+    expected = image.crop((64, 64, 128, 128)).resize((128, 128), resample=Image.LANCZOS)
+    assert np.array_equal(np.asarray(cropped), np.asarray(expected))
     whole = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=False)
-    assert np.array_equal(np.asarray(whole), np.asarray(image.resize((128, 128))))
+    assert np.array_equal(np.asarray(whole), np.asarray(image.resize((128, 128), resample=Image.LANCZOS)))
     filled = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0, fill=True)
-    assert np.asarray(filled).std() == 0  # the whole crop is masked: all filled
+    assert np.asarray(filled).std() < np.asarray(cropped).std() / 4  # the whole crop is masked: all smeared
     inverted = prepare_request_image(image, width=128, height=128, mask=mask, invert_mask=True, fill=True)
-    assert np.asarray(inverted)[48, 48].tolist() != [128, 128, 128]  # inside the square is kept now
-    assert np.asarray(inverted)[100, 100].tolist() == [128, 128, 128]  # outside it is filled
+    plain = np.asarray(whole).astype(int)
+    assert (np.asarray(inverted)[40, 40] == plain[40, 40]).all()  # inside the square is kept now
+    assert (np.abs(np.asarray(inverted)[100, 100] - plain[100, 100]) > 0).any()  # outside it is filled
 
     assert tab_image_and_mask(0, {"init": image}) == (image, None)
     assert tab_image_and_mask(4, {"inpaint_base": image, "inpaint_mask": mask}) == (image, mask)
     assert tab_image_and_mask(3, {"inpaint_sketch": image}) == (image, None)
+    painted = Image.new("RGBA", (256, 256), (0, 0, 0, 0))
+    painted.paste((255, 255, 255, 255), (0, 0, 32, 32))
+    init, binary = tab_image_and_mask(2, {"inpaint": {"image": image, "mask": painted}})
+    assert init is image and binary.mode == "L" and binary.getbbox() == (0, 0, 32, 32)  # create_binary_mask
 
 
 def test_preview_conditioning_uses_the_same_crop_as_the_generation(webui_modules, dpt_head):
-    from lib_depth.webui import prepare_request_image
-
     image = make_scene(256, 256, 6)
     mask = Image.new("L", (256, 256), 0)
     mask.paste(255, (0, 128, 128, 256))
-    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head), WebUIHooks(prepare_init_image=None))
-    preview = conditioning_for_request(
-        run, init_image=image, width=128, height=128, mask=mask, only_masked=True, padding=0
+    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head))
+    preview, geometry = request_conditioning(
+        run, init_image=image, width=128, height=128, inpaint=Inpaint(mask, only_masked=True, padding=0)
     )
+    assert geometry.crop == (0, 128, 128, 256) and geometry.init_size == (256, 256)
     crop = prepare_request_image(image, width=128, height=128, mask=mask, only_masked=True, padding=0)
     from lib_depth import depth_to_conditioning, image_to_tensor
 
     expected = depth_to_conditioning(DepthEstimator(dpt_head).estimate(image_to_tensor(crop)), (16, 16))
     assert torch.allclose(preview, expected, atol=1e-6)
+    # an uploaded map previews with the same crop the generation applies (p.paste_to)
+    step = Image.fromarray(np.tile(np.where(np.arange(256) < 64, 0, 65535).astype(np.uint16), (256, 1)))
+    upload = DepthRun(DepthSettings(source="upload"), None, step)
+    mapped, _ = request_conditioning(upload, width=128, height=128, inpaint=Inpaint(mask, only_masked=True, padding=0))
+    column = mapped[0, 0, 8]
+    assert column[:7].max() < 0 < column[9:].min()  # the step at x=64 of the crop 0..128: the middle

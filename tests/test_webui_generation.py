@@ -1,7 +1,9 @@
-"""DepthRun on plain processing objects: img2img, inpaint, txt2img, hires, errors, per-object install.
+"""The generation glue on plain processing objects: img2img, inpaint, txt2img, hires, errors,
+per-object install. WebUI modules are the fakes of tests/webui_fakes.py (v1.10.1).
 
 The processing objects are dataclasses standing in for the WebUI's StableDiffusionProcessingImg2Img
-and StableDiffusionProcessingTxt2Img (modules/processing.py, v1.10.1), with the fields the run reads.
+and StableDiffusionProcessingTxt2Img (modules/processing.py, v1.10.1), with the fields the glue reads
+and their class defaults (inpainting_fill 0 is "fill").
 """
 
 from __future__ import annotations
@@ -12,12 +14,24 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import webui_fakes
 from conftest import CountingModule
 from PIL import Image
 from scenes import make_scene
 
 from lib_depth import DepthCache, DepthEstimator, DepthSettings, depth_to_conditioning, image_to_tensor
-from lib_depth.generation import DepthInputError, DepthRun, WebUIHooks, install
+from lib_depth.run import DepthInputError, DepthRun
+from lib_depth.webui.generation import install
+
+
+@pytest.fixture(autouse=True)
+def webui(monkeypatch):
+    return webui_fakes.install(monkeypatch)
+
+
+@dataclass
+class Model:  # the fields of the loaded sd_model the glue reads
+    dtype: torch.dtype = torch.float32
 
 
 @dataclass
@@ -27,10 +41,11 @@ class Img2Img:  # the fields of StableDiffusionProcessingImg2Img the run reads
     height: int = 128
     resize_mode: int = 0
     image_mask: Any = None
-    inpainting_fill: int = 1
+    inpainting_fill: int = 0
     paste_to: tuple | None = None
     init_latent: torch.Tensor | None = None
     extra_generation_params: dict = field(default_factory=dict)
+    sd_model: Model = field(default_factory=Model)
 
     def depth2img_image_conditioning(self, source_image):
         raise AssertionError("the class method must not be called once a run is installed")
@@ -41,6 +56,7 @@ class Txt2Img:  # StableDiffusionProcessingTxt2Img has no init_images
     width: int = 128
     height: int = 96
     extra_generation_params: dict = field(default_factory=dict)
+    sd_model: Model = field(default_factory=Model)
 
     def txt2img_image_conditioning(self, x, width=None, height=None):
         raise AssertionError("the class method must not be called once a run is installed")
@@ -49,13 +65,9 @@ class Txt2Img:  # StableDiffusionProcessingTxt2Img has no init_images
         raise AssertionError("the class method must not be called once a run is installed")
 
 
-def keep_as_is(image, p):
-    return image.convert("RGB").resize((p.width, p.height))
-
-
-def make_run(model, settings=None, image=None, **hooks) -> DepthRun:
+def make_run(model, settings=None, image=None) -> DepthRun:
     estimator = DepthEstimator(model, cache=DepthCache())
-    return DepthRun(settings or DepthSettings(), estimator, WebUIHooks(prepare_init_image=keep_as_is, **hooks), image)
+    return DepthRun(settings or DepthSettings(), estimator, image)
 
 
 def depth_map(width=64, height=64) -> Image.Image:
@@ -66,8 +78,8 @@ def depth_map(width=64, height=64) -> Image.Image:
 def test_img2img_batch_gets_each_images_depth_at_latent_size(dpt_head):
     images = [make_scene(128, 128, seed) for seed in (1, 2)]
     source = image_to_tensor(images)
-    p = Img2Img(images, init_latent=torch.zeros(2, 4, 16, 16))
-    run = make_run(dpt_head, dtype=torch.float16)
+    p = Img2Img(images, init_latent=torch.zeros(2, 4, 16, 16), sd_model=Model(torch.float16))
+    run = make_run(dpt_head)
     install(p, run)
     conditioning = p.depth2img_image_conditioning(source)
     assert conditioning.shape == (2, 1, 16, 16) and conditioning.dtype == torch.float16
@@ -80,7 +92,7 @@ def test_img2img_batch_gets_each_images_depth_at_latent_size(dpt_head):
 
 def test_install_changes_only_this_object():
     p, other = Img2Img([]), Img2Img([])
-    install(p, DepthRun(DepthSettings(), None, WebUIHooks(prepare_init_image=keep_as_is)))
+    install(p, DepthRun(DepthSettings(), None))
     assert "depth2img_image_conditioning" in vars(p)
     assert "depth2img_image_conditioning" not in vars(other)
     assert Img2Img.depth2img_image_conditioning is other.depth2img_image_conditioning.__func__
@@ -114,7 +126,7 @@ def test_uploaded_map_follows_resize_mode_and_only_masked_crop():
     wide = Image.fromarray(np.tile(step, (128, 1)))  # 256x128: far left of x=96, near right of it
     settings = DepthSettings(source="upload")
     p = Img2Img([make_scene(256, 128)], width=128, height=128, resize_mode=1, init_latent=torch.zeros(1, 4, 16, 16))
-    run = DepthRun(settings, None, WebUIHooks(prepare_init_image=keep_as_is), wide)
+    run = DepthRun(settings, None, wide)
     install(p, run)
     cropped = p.depth2img_image_conditioning(torch.zeros(1, 3, 128, 128))
     p.resize_mode = 0
@@ -133,7 +145,7 @@ def test_uploaded_map_follows_resize_mode_and_only_masked_crop():
 
 def test_txt2img_from_depth_map_and_hires_pass_agree():
     p = Txt2Img()
-    run = DepthRun(DepthSettings(source="upload"), None, WebUIHooks(prepare_init_image=keep_as_is), depth_map(96, 72))
+    run = DepthRun(DepthSettings(source="upload"), None, depth_map(96, 72))
     install(p, run)
     first = p.txt2img_image_conditioning(torch.zeros(2, 4, 12, 16))
     assert first.shape == (2, 1, 12, 16) and torch.equal(first[0], first[1])
@@ -165,7 +177,7 @@ def test_txt2img_reference_photo_is_estimated_once(dpt_head):
 )
 def test_txt2img_without_an_image_is_a_clear_error(settings, message):
     p = Txt2Img()
-    install(p, DepthRun(settings, None, WebUIHooks(prepare_init_image=keep_as_is)))
+    install(p, DepthRun(settings, None))
     with pytest.raises(DepthInputError, match=message):
         p.txt2img_image_conditioning(torch.zeros(1, 4, 12, 16))
 
@@ -175,7 +187,7 @@ def test_pending_error_is_raised_and_translated():
         pass
 
     p = Txt2Img()
-    run = DepthRun(DepthSettings(), None, WebUIHooks(prepare_init_image=keep_as_is), error="depth2img: gamma: 50 ...")
+    run = DepthRun(DepthSettings(), None, error="depth2img: gamma: 50 ...")
     install(p, run, translate_error=lambda error: Unprocessable(str(error)))
     with pytest.raises(Unprocessable, match="gamma"):
         p.txt2img_image_conditioning(torch.zeros(1, 4, 12, 16))
@@ -185,9 +197,7 @@ def test_bad_uploaded_map_is_a_depth_input_error():
     p = Txt2Img()
     install(
         p,
-        DepthRun(
-            DepthSettings(source="upload"), None, WebUIHooks(prepare_init_image=keep_as_is), Image.new("L", (16, 16))
-        ),
+        DepthRun(DepthSettings(source="upload"), None, Image.new("L", (16, 16))),
     )
     with pytest.raises(DepthInputError, match="depth map: 16x16 pixels is too small"):
         p.txt2img_image_conditioning(torch.zeros(1, 4, 12, 16))

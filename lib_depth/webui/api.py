@@ -1,4 +1,4 @@
-"""The extension's HTTP routes, as a FastAPI router that the WebUI glue mounts.
+"""The extension's HTTP routes: a FastAPI router, its handlers, and mounting it on the WebUI's app.
 
 Authentication mirrors the WebUI's own /sdapi/v1 routes (modules/api/api.py, v1.10.1): with
 --api-auth "user:pass[,user2:pass2]" every route depends on HTTP Basic credentials compared in
@@ -16,8 +16,10 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from .payload import PayloadError, decode_image
-from .settings import DepthSettings
+from ..fields import ARG_NAMES
+from ..geometry import RESIZE_MODES, generation_size
+from ..settings import DepthSettings
+from .payload import PayloadError, decode_image, encode_png
 
 log = logging.getLogger("sd-webui-depth2img")
 
@@ -57,11 +59,12 @@ def parse_estimate_request(payload: dict[str, Any], **limits: int) -> EstimateRe
     for field, value in values.items():
         if isinstance(value, bool) or not isinstance(value, int):
             raise PayloadError(f"{field}: expected an integer, got {value!r}")
-    if values["resize_mode"] not in (0, 1, 2, 3):
+    if values["resize_mode"] not in RESIZE_MODES:
         raise PayloadError("resize_mode: expected 0 (just resize), 1 (crop and resize), 2 (resize and fill) or 3")
-    width, height = values["width"] - values["width"] % 8, values["height"] - values["height"] % 8
-    if width < 64 or height < 64:
-        raise PayloadError(f"width/height: {values['width']}x{values['height']} is too small; at least 64x64")
+    try:
+        width, height = generation_size(values["width"], values["height"])
+    except ValueError as error:
+        raise PayloadError(str(error)) from None
     return EstimateRequest(image, settings, width, height, values["resize_mode"])
 
 
@@ -121,3 +124,65 @@ def _answer(function: Callable[[Any], dict[str, Any]], payload: Any) -> dict[str
     except Exception:
         log.exception("depth2img: request failed")
         raise HTTPException(status_code=500, detail="depth2img: internal error; see the server log") from None
+
+
+def estimate(payload: dict[str, Any]) -> dict[str, Any]:
+    """POST /estimate: the depth a generation of that size would use, as 16-bit and preview PNGs."""
+    from modules import shared
+    from modules.call_queue import queue_lock
+
+    from ..depthmap import conditioning_to_png16, conditioning_to_previews
+    from ..run import DepthRun
+    from .depth_model import is_depth_model, make_estimator
+    from .options import image_limits
+    from .preview import request_conditioning
+
+    request = parse_estimate_request(payload, **image_limits())
+    settings = request.settings
+    sd_model = shared.sd_model
+    if not is_depth_model(sd_model):
+        raise PayloadError("the loaded model is not a depth model; load a depth checkpoint first")
+    user_image = None if settings.source == "estimate" else request.image
+    with queue_lock:  # the depth model is the generation's: one user at a time
+        run = DepthRun(settings, make_estimator(sd_model), user_image)
+        conditioning, geometry = request_conditioning(
+            run,
+            width=request.width,
+            height=request.height,
+            init_image=request.image,
+            resize_mode=request.resize_mode,
+        )
+    return {
+        "depth": encode_png(conditioning_to_png16(conditioning, geometry.image_size)[0]),
+        "preview": encode_png(conditioning_to_previews(conditioning, geometry.image_size)[0]),
+        "width": geometry.width,
+        "height": geometry.height,
+        "info": settings.to_infotext(),
+    }
+
+
+def status() -> dict[str, Any]:
+    """GET /status: the loaded model, the cache, the doctor's rows, the script's argument names."""
+    from modules import shared
+
+    from .depth_model import CACHE, is_depth_model
+    from .status import installed_rows
+
+    sd_model = shared.sd_model
+    return {
+        "depth_model_loaded": is_depth_model(sd_model),
+        "checkpoint": getattr(getattr(sd_model, "sd_checkpoint_info", None), "name", None),
+        "cache": CACHE.stats().__dict__,
+        "checkpoints": [row.to_dict() for row in installed_rows()],
+        "args": list(ARG_NAMES),
+    }
+
+
+def on_app_started(demo: Any, app: Any) -> None:
+    """Mount the routes like the WebUI's own API: only with --api (or --nowebui), behind --api-auth."""
+    from modules import shared
+
+    cmd_opts = shared.cmd_opts
+    if not (getattr(cmd_opts, "api", False) or getattr(cmd_opts, "nowebui", False)):
+        return
+    app.include_router(build_router(estimate=estimate, status=status, api_auth=cmd_opts.api_auth))

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from PIL import Image
 
+from ..fields import ARG_NAMES
+from ..settings import DepthSettings
 from .payload import PayloadError, decode_image
-from .settings import DepthSettings
-
-# Order of the UI components, which is also the API's positional order.
-ARG_NAMES = ("enabled", "source", "invert", "near", "far", "gamma", "blur", "masked_area", "save_depth", "image")
-SETTING_NAMES = tuple(f.name for f in fields(DepthSettings))
 
 
 @dataclass
@@ -35,7 +32,7 @@ def parse_script_args(args: Sequence[Any], **limits: int) -> ScriptRequest:
         if len(args) > len(ARG_NAMES):
             raise PayloadError(f"depth2img: expected at most {len(ARG_NAMES)} arguments, got {len(args)}")
         values = dict(zip(ARG_NAMES, args, strict=False))  # fewer slots: the rest take defaults
-    image = values.pop("image", None)
+    image = values.pop("image", None)  # the one field that is not a setting (fields.py)
     values = {name: value for name, value in values.items() if value is not None}
     try:
         settings = DepthSettings(**values)

@@ -1,0 +1,185 @@
+"""THE table of the script's fields: one row each, and everything else is derived from it.
+
+Validation and the `DepthSettings` type (settings.py), the infotext names, the API's argument
+names and positional order, the UI widgets with their tooltips and the paste-back pairs (the WebUI
+glue), the command line's flags (cli.py) and the README's settings table (a test compares them)
+all read these rows. A new field is one new row here, appended at the end so that positional API
+calls keep working.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+INFOTEXT_KEY = "Depth2img"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One script field. `kind` is "bool", "float", "choice" or "image" (not a setting: the
+    uploaded map or reference photo, passed beside the settings)."""
+
+    name: str  # attribute, API name, CLI flag (--name with dashes)
+    kind: str
+    default: Any
+    label: str  # UI label
+    help: str  # tooltip, CLI help and the README's meaning column
+    infotext: str | None = None  # name inside the infotext parameter; None: not stored
+    bounds: tuple[float, float] | None = None  # inclusive range of a "float"
+    step: float | None = None  # UI slider step
+    choices: tuple[str, ...] = ()
+    edit: bool = False  # an edit of the depth (has_edits; applied before normalisation)
+    cli: bool = False  # a command-line flag of `preview` and `depth`
+    tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
+    per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
+
+    @property
+    def is_setting(self) -> bool:
+        return self.kind != "image"
+
+    def choices_for(self, tab: str) -> tuple[str, ...]:
+        return tuple(self.per_tab.get(tab, {}).get("choices", self.choices))
+
+    def label_for(self, tab: str) -> str:
+        return self.per_tab.get(tab, {}).get("label", self.label)
+
+    def default_for(self, tab: str) -> Any:
+        if self.kind == "choice":
+            return self.choices_for(tab)[0] if self.default not in self.choices_for(tab) else self.default
+        return self.default
+
+    def describe_range(self) -> str:
+        """ "0.1..10" or "estimate, upload" for help texts and the README."""
+        if self.bounds:
+            return f"{self.bounds[0]:g}..{self.bounds[1]:g}"
+        if self.choices:
+            return ", ".join(self.choices)
+        return ""
+
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "enabled",
+        "bool",
+        True,
+        "Depth2img",
+        "use the settings below, store them in the infotext (a depth model always gets per-image depth)",
+    ),
+    Field(
+        "source",
+        "choice",
+        "estimate",
+        "Depth source",
+        "estimate: MiDaS depth of the init image; upload: your own depth map (white = near); "
+        "reference: the depth of another photo (txt2img)",
+        infotext="source",
+        choices=("estimate", "upload", "reference"),
+        per_tab={"img2img": {"choices": ("estimate", "upload")}, "txt2img": {"choices": ("upload", "reference")}},
+    ),
+    Field(
+        "invert",
+        "bool",
+        False,
+        "Invert",
+        "flip near and far (for maps where black = near)",
+        infotext="invert",
+        edit=True,
+        cli=True,
+    ),
+    Field(
+        "near",
+        "float",
+        1.0,
+        "Near level",
+        "depth (0..1) that becomes nearest; anything nearer is clipped",
+        infotext="near",
+        bounds=(0.0, 1.0),
+        step=0.01,
+        edit=True,
+        cli=True,
+    ),
+    Field(
+        "far",
+        "float",
+        0.0,
+        "Far level",
+        "depth (0..1) that becomes farthest; anything farther is clipped",
+        infotext="far",
+        bounds=(0.0, 1.0),
+        step=0.01,
+        edit=True,
+        cli=True,
+    ),
+    Field(
+        "gamma",
+        "float",
+        1.0,
+        "Gamma",
+        "above 1 pushes mid depths back, below 1 pulls them forward",
+        infotext="gamma",
+        bounds=(0.1, 10.0),
+        step=0.05,
+        edit=True,
+        cli=True,
+    ),
+    Field(
+        "blur",
+        "float",
+        0.0,
+        "Blur",
+        "Gaussian blur radius in image pixels: softens depth edges",
+        infotext="blur",
+        bounds=(0.0, 128.0),
+        step=1.0,
+        edit=True,
+        cli=True,
+    ),
+    Field(
+        "masked_area",
+        "choice",
+        "original",
+        "Masked area depth",
+        "inpaint: estimate the masked area's depth from the original pixels (keeps the composition) "
+        "or from the image as the WebUI filled it",
+        infotext="masked area",
+        choices=("original", "filled"),
+        tabs=("img2img",),
+    ),
+    Field(
+        "save_depth",
+        "bool",
+        False,
+        "Save depth map",
+        "save the depth map next to each output as <name>-depth.png (16-bit)",
+    ),
+    Field(
+        "image",
+        "image",
+        None,
+        "Depth map",
+        "8/16-bit grayscale, RGB or palette; white = near. In txt2img with 'reference', a photo whose depth "
+        "is estimated",
+        per_tab={"txt2img": {"label": "Depth map / reference image"}},
+    ),
+)
+
+BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+SETTING_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.is_setting)
+INFOTEXT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.infotext)
+EDIT_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.edit)
+CLI_FIELDS: tuple[Field, ...] = tuple(f for f in FIELDS if f.cli)
+# the script's arguments: the UI's component order, the API's positional order and its names
+ARG_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
+
+
+def readme_table() -> str:
+    """The README's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
+    lines = ["| setting | default | values | meaning |", "| --- | --- | --- | --- |"]
+    for f in SETTING_FIELDS:
+        default = ("true" if f.default else "false") if f.kind == "bool" else f"{f.default:g}"
+        if f.kind == "choice":
+            default = f.default
+        values = "true, false" if f.kind == "bool" else f.describe_range()
+        lines.append(f"| `{f.name}` | `{default}` | {values} | {f.help} |")
+    return "\n".join(lines)

@@ -1,0 +1,87 @@
+"""The accordion's status line and the doctor's verdict on installed checkpoints.
+
+Both look at every installed checkpoint often, so each file version (path, size, mtime) is read
+once and remembered.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Any
+
+from ..checkpoint import CheckpointReport, inspect_checkpoint
+from ..doctor import DoctorRow, examine
+
+_reports: dict[tuple[str, int, int], CheckpointReport] = {}
+
+
+def cached_report(filename: str | os.PathLike) -> CheckpointReport | None:
+    """inspect_checkpoint, remembered per file version; None if the file is gone."""
+    try:
+        stat = os.stat(filename)
+    except OSError:
+        return None
+    key = (os.fspath(filename), stat.st_size, stat.st_mtime_ns)
+    if key not in _reports:
+        _reports[key] = inspect_checkpoint(Path(filename))
+    return _reports[key]
+
+
+def checkpoint_has_depth_weights(filename: str | os.PathLike) -> bool | None:
+    """Whether a checkpoint file holds MiDaS weights (header read, cached per file version)."""
+    report = cached_report(filename)
+    if report is None or not (report.readable or report.is_depth):
+        return None
+    return report.has_depth_weights
+
+
+def doctor_rows(filenames: list[str]) -> list[DoctorRow]:
+    """The doctor's rows for installed checkpoints, reading each file version once."""
+    return [examine(Path(name), report=cached_report(name)) for name in filenames]
+
+
+def installed_rows() -> list[DoctorRow]:
+    """Doctor rows of every checkpoint in the WebUI's list."""
+    from modules import sd_models
+
+    return doctor_rows([info.filename for info in list(sd_models.checkpoints_list.values())])
+
+
+def status_line(loaded_depth_model: str | None, rows: list[Any]) -> tuple[str, str]:
+    """(css class, text): the loaded depth model, or which installed depth checkpoints to select
+    and which need the doctor (`rows` from doctor_rows)."""
+    if loaded_depth_model:
+        return "depth2img-ok", f"Depth model loaded: {loaded_depth_model}"
+    depth = [row for row in rows if row.kind.startswith("SD 2 depth")]
+    text = "The loaded model is not a depth model: select a depth checkpoint (512-depth-ema) for Depth2img."
+    usable = [Path(row.file).name for row in depth if row.ok]
+    broken = [f"{Path(row.file).name}: {row.action}" for row in depth if not row.ok]
+    if usable:
+        text += f" Installed: {', '.join(usable)}."
+    if broken:
+        text += f" Needs attention: {'; '.join(broken)} (python -m lib_depth doctor)."
+    if not depth:
+        text += " None is installed; put 512-depth-ema.safetensors into models/Stable-diffusion."
+    return "depth2img-warn", text
+
+
+def as_html(css: str, text: str) -> str:
+    return f"<span class='{css}'>{html.escape(text)}</span>"
+
+
+def status_html() -> str:
+    """The accordion's line for the model the WebUI has loaded now."""
+    from modules import shared
+
+    from .compat import unsupported_reason
+    from .depth_model import is_depth_model, loaded_name
+
+    reason = unsupported_reason()
+    if reason:
+        return as_html("depth2img-warn", reason)
+    sd_model = shared.sd_model
+    if is_depth_model(sd_model):
+        return as_html(*status_line(loaded_name(sd_model) or "depth model", []))
+    return as_html(*status_line(None, installed_rows()))

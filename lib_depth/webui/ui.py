@@ -1,0 +1,142 @@
+"""The Depth2img accordion, built from the field table: one widget per field (its label, range,
+step, choices and tooltip from the row), the preview, and the infotext paste-back pairs.
+
+Gradio 3.41 component arguments (the WebUI v1.10.1 pin); `tooltip=` is the WebUI's own addition
+to every component (modules/gradio_extensons.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
+from ..settings import DepthSettings
+from . import options
+from .ids import WEBUI_INPUTS, element_id
+from .status import as_html, status_html
+
+# rows of the accordion, by field name; a field missing here gets a row of its own at the end
+LAYOUT: tuple[tuple[str, ...], ...] = (
+    ("source", "masked_area"),
+    ("image",),
+    ("invert", "save_depth"),
+    ("far", "near"),
+    ("gamma", "blur"),
+)
+
+
+def widget(f: Field, tab: str) -> Any:
+    """The gradio component of one field on one tab."""
+    import gradio as gr
+
+    common = {"label": f.label_for(tab), "elem_id": element_id(tab, f.name), "tooltip": f.help}
+    visible = tab in f.tabs
+    if f.kind == "bool":
+        value = bool(options.read("depth2img_save_default")) if f.name == "save_depth" else f.default
+        return gr.Checkbox(value, visible=visible, **common)
+    if f.kind == "float":
+        low, high = f.bounds
+        return gr.Slider(low, high, value=f.default, step=f.step, visible=visible, **common)
+    if f.kind == "choice":
+        return gr.Radio(list(f.choices_for(tab)), value=f.default_for(tab), visible=visible, **common)
+    # the map or photo: shown where the source needs it (txt2img always, img2img for "upload")
+    return gr.Image(type="pil", image_mode=None, source="upload", visible=tab == "txt2img", **common)
+
+
+def build(script: Any, is_img2img: bool) -> list[Any]:
+    """Script.ui: the accordion's components in the field table's order (the script's args).
+
+    `script.components` holds the WebUI inputs captured by after_component (ids.WEBUI_INPUTS);
+    sets `script.infotext_fields`.
+    """
+    import gradio as gr
+    from modules.ui_components import InputAccordion
+
+    from .compat import unsupported_reason
+
+    tab = "img2img" if is_img2img else "txt2img"
+    reason = unsupported_reason()
+    if reason:  # one line instead of an accordion that could not work
+        gr.HTML(as_html("depth2img-warn", reason))
+        script.infotext_fields = []
+        return []
+    components: dict[str, Any] = {}
+    # the accordion is the "enabled" field: closed by default, open means the user's settings apply
+    with InputAccordion(False, label="Depth2img", elem_id=element_id(tab, "enabled")) as enabled:
+        components["enabled"] = enabled
+        status = gr.HTML(elem_classes=["depth2img-status"])
+        refresh = gr.Button("Refresh status", elem_id=element_id(tab, "refresh"), elem_classes=["depth2img-hidden"])
+        placed = {name for row in LAYOUT for name in row}
+        rows = list(LAYOUT) + [(f.name,) for f in FIELDS if f.name not in placed and f.name != "enabled"]
+        for row in rows:
+            with gr.Row():
+                for name in row:
+                    components[name] = widget(next(f for f in FIELDS if f.name == name), tab)
+        with gr.Row(elem_classes=["depth2img-preview-row"]):
+            preview_button = gr.Button(
+                "Preview depth",
+                elem_id=element_id(tab, "preview_button"),
+                tooltip="show exactly the depth the next generation will use",
+            )
+            color = gr.Checkbox(
+                False, label="Colour", elem_id=element_id(tab, "color"), tooltip="show the preview with a colour map"
+            )
+        preview_image = gr.Image(
+            label="Depth the model will get", interactive=False, elem_id=element_id(tab, "preview")
+        )
+
+    components["source"].change(
+        fn=lambda source: gr.update(visible=source != "estimate"),
+        inputs=[components["source"]],
+        outputs=[components["image"]],
+    )
+    enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
+    refresh.click(fn=status_html, outputs=[status], show_progress=False)
+    _wire_preview(script, tab, components, color, preview_button, preview_image, status)
+    script.infotext_fields = paste_fields(components)
+    return [components[f.name] for f in FIELDS]
+
+
+def _wire_preview(script, tab, components, color, button, image, status) -> None:
+    import gradio as gr
+
+    from .preview import preview
+
+    found = [(WEBUI_INPUTS[elem][1], c) for elem, c in script.components.items() if WEBUI_INPUTS[elem][0] == tab]
+    names = ["tab", *(f.name for f in FIELDS), "color", *(name for name, _ in found)]
+    tab_index = gr.Number(value=0, visible=False)  # javascript/depth2img.js fills in the img2img sub-tab
+
+    def run_preview(*values: Any) -> tuple[Any, str]:
+        return preview(dict(zip(names, values, strict=True)), tab == "img2img")
+
+    button.click(
+        fn=run_preview,
+        _js="depth2imgPreviewArgs" if tab == "img2img" else None,
+        inputs=[tab_index, *(components[f.name] for f in FIELDS), color, *(c for _, c in found)],
+        outputs=[image, status],
+    )
+
+
+def pasted(name: str) -> Callable[[dict], Any]:
+    """Reads one field from a pasted infotext's Depth2img parameter; None leaves the control."""
+
+    def read(params: dict) -> Any:
+        text = params.get(INFOTEXT_KEY)
+        if not text:
+            return None
+        try:
+            return getattr(DepthSettings.from_infotext(text), name)
+        except ValueError:
+            return None
+
+    return read
+
+
+def paste_fields(components: dict[str, Any]) -> list[Any]:
+    """(component, reader) pairs for infotext paste-back. The accordion opens exactly when the
+    infotext has a Depth2img parameter (a callable, so a missing key closes it: refiner.py does so)."""
+    from .compat import paste_field
+
+    pairs = [(components["enabled"], lambda params: INFOTEXT_KEY in params)]
+    pairs += [(components[f.name], pasted(f.name)) for f in INFOTEXT_FIELDS]
+    return [paste_field(component, read) for component, read in pairs]

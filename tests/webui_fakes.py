@@ -1,0 +1,392 @@
+"""Stand-ins for the WebUI's own API surface (AUTOMATIC1111 v1.10.1) and for gradio 3.41.2, for
+the glue and script tiers. Each mirrors the behaviour of the file named beside it, written anew
+from that behaviour, and only as far as the extension uses it. `install(monkeypatch)` puts them
+into sys.modules for one test.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import types
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image, ImageFilter, ImageOps
+
+# --- gradio 3.41.2 (gradio/components/*.py, gradio/blocks.py, gradio/events.py) ----------------
+# Keyword-only arguments of each component's __init__ in 3.41.2, so that an argument that exists
+# only in gradio 4 (e.g. Image(sources=...)) fails here as it fails in the WebUI. `tooltip` is the
+# WebUI's own addition to every component (modules/gradio_extensons.py).
+_COMMON = ("label", "info", "every", "show_label", "container", "scale", "min_width", "interactive", "visible")
+_GRADIO_KWARGS = {
+    "Checkbox": (*_COMMON, "elem_id", "elem_classes"),
+    "Slider": (*_COMMON, "step", "elem_id", "elem_classes", "randomize"),
+    "Radio": (*_COMMON, "value", "type", "elem_id", "elem_classes"),
+    "Image": (
+        "shape",
+        "height",
+        "width",
+        "image_mode",
+        "invert_colors",
+        "source",
+        "tool",
+        "type",
+        "label",
+        "every",
+        "show_label",
+        "show_download_button",
+        "container",
+        "scale",
+        "min_width",
+        "interactive",
+        "visible",
+        "streaming",
+        "elem_id",
+        "elem_classes",
+        "mirror_webcam",
+        "brush_radius",
+        "brush_color",
+        "mask_opacity",
+        "show_share_button",
+    ),  # fmt: skip
+    "HTML": ("label", "every", "show_label", "visible", "elem_id", "elem_classes"),
+    "Button": (
+        "variant",
+        "size",
+        "icon",
+        "link",
+        "visible",
+        "interactive",
+        "elem_id",
+        "elem_classes",
+        "scale",
+        "min_width",
+    ),  # fmt: skip
+    "Number": (*_COMMON, "elem_id", "elem_classes", "precision", "minimum", "maximum", "step"),
+}
+_POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",)}
+_LISTENER_KWARGS = {
+    "fn", "inputs", "outputs", "api_name", "status_tracker", "scroll_to_output", "show_progress", "queue", "batch",
+    "max_batch_size", "preprocess", "postprocess", "cancels", "every", "_js",
+}  # fmt: skip
+
+
+class Context:
+    """gr.Row / gr.Accordion / gr.Blocks: layout blocks used as context managers."""
+
+    opened: list[Any] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+class Component:
+    """One gradio component: its arguments, and the listeners attached to it."""
+
+    created: list[Component] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kind = type(self).__name__
+        allowed = set(_GRADIO_KWARGS[kind]) | {"tooltip"}
+        unknown = set(kwargs) - allowed
+        if unknown:
+            raise TypeError(f"gradio 3.41.2 {kind}() got unexpected keyword argument(s) {sorted(unknown)}")
+        names = _POSITIONAL.get(kind, ("value",))
+        if len(args) > len(names):
+            raise TypeError(f"gradio 3.41.2 {kind}() takes at most {len(names)} positional arguments")
+        self.kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
+        self.listeners: dict[str, list[dict]] = {}
+        Component.created.append(self)
+
+    def _listen(self, event: str, **kwargs: Any) -> None:
+        unknown = set(kwargs) - _LISTENER_KWARGS
+        if unknown:
+            raise TypeError(f"gradio 3.41.2 .{event}() got unexpected keyword argument(s) {sorted(unknown)}")
+        self.listeners.setdefault(event, []).append(kwargs)
+
+    def change(self, **kwargs: Any) -> None:
+        self._listen("change", **kwargs)
+
+    def click(self, **kwargs: Any) -> None:
+        self._listen("click", **kwargs)
+
+    @property
+    def elem_id(self) -> str | None:
+        return self.kwargs.get("elem_id")
+
+    @property
+    def value(self) -> Any:
+        return self.kwargs.get("value")
+
+
+def _gradio() -> types.ModuleType:
+    gr = types.ModuleType("gradio")
+    for kind in _GRADIO_KWARGS:
+        setattr(gr, kind, type(kind, (Component,), {}))
+    gr.Row = gr.Column = gr.Accordion = gr.Blocks = Context
+    gr.update = lambda **kwargs: {"__type__": "update", **kwargs}  # gradio/blocks.py update()
+    gr.components = types.SimpleNamespace(Component=Component)
+    return gr
+
+
+# --- modules/ui_components.py InputAccordion ------------------------------------------------------
+def _input_accordion(gr: types.ModuleType) -> type:
+    class InputAccordion(gr.Checkbox):
+        """A hidden checkbox `<id>-checkbox` plus an accordion `<id>` that opens with it."""
+
+        def __init__(self, value: Any, **kwargs: Any) -> None:
+            self.accordion_id = kwargs.get("elem_id")
+            super().__init__(value, **{**kwargs, "elem_id": f"{self.accordion_id}-checkbox", "visible": False})
+            self.accordion = Context(**{**kwargs, "elem_id": self.accordion_id, "open": value})
+
+        def __enter__(self) -> Any:
+            return self
+
+        def __exit__(self, *exc: Any) -> None:
+            return None
+
+    return InputAccordion
+
+
+# --- modules/infotext_utils.py PasteField -----------------------------------------------------------
+class PasteField(tuple):
+    """(component, target) with `api`, `label` (a str target) and `function` (a callable target)."""
+
+    def __new__(cls, component: Any, target: Any, *, api: Any = None) -> PasteField:
+        return super().__new__(cls, (component, target))
+
+    def __init__(self, component: Any, target: Any, *, api: Any = None) -> None:
+        super().__init__()
+        self.api, self.component = api, component
+        self.label = target if isinstance(target, str) else None
+        self.function = target if callable(target) else None
+
+
+# --- modules/options.py OptionInfo and shared.opts ----------------------------------------------------
+class OptionInfo:
+    def __init__(self, default=None, label="", component=None, component_args=None, onchange=None, section=None,
+                 refresh=None, comment_before="", comment_after="", infotext=None, restrict_api=False,
+                 category_id=None):  # fmt: skip
+        self.default, self.label, self.component, self.component_args = default, label, component, component_args
+        self.section, self.comment_after = section, comment_after
+
+    def info(self, info: str) -> OptionInfo:
+        self.comment_after += f"<span class='info'>({info})</span>"
+        return self
+
+
+class Options:
+    """shared.opts: values as attributes; add_option registers (and sets the default if unset)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__["data"] = dict(values)
+        self.__dict__["data_labels"] = {}
+
+    def add_option(self, key: str, info: OptionInfo) -> None:
+        self.data_labels[key] = info
+        self.data.setdefault(key, info.default)
+
+    def __getattr__(self, key: str) -> Any:
+        if key in self.data:
+            return self.data[key]
+        if key in self.data_labels:
+            return self.data_labels[key].default
+        raise AttributeError(key)
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        self.data[key] = value
+
+
+# --- modules/images.py resize_image, flatten ------------------------------------------------------
+def resize_image(resize_mode: int, im: Image.Image, width: int, height: int, upscaler_name: Any = None):
+    """Modes 0 stretch, 1 centre crop to the aspect, 2 fit inside and stretch the edge rows or
+    columns into the borders; LANCZOS, no upscaler (opts.upscaler_for_img2img is None)."""
+    if resize_mode == 0:
+        return im.resize((width, height), resample=Image.LANCZOS)
+    ratio, src_ratio = width / height, im.width / im.height
+    if resize_mode == 1:
+        src_w = width if ratio > src_ratio else im.width * height // im.height
+        src_h = height if ratio <= src_ratio else im.height * width // im.width
+    else:
+        src_w = width if ratio < src_ratio else im.width * height // im.height
+        src_h = height if ratio >= src_ratio else im.height * width // im.width
+    resized = im.resize((src_w, src_h), resample=Image.LANCZOS)
+    result = Image.new("RGB", (width, height))
+    left, top = width // 2 - src_w // 2, height // 2 - src_h // 2
+    result.paste(resized, box=(left, top))
+    if resize_mode == 2 and ratio < src_ratio and top > 0:  # bands above and below
+        result.paste(resized.resize((width, top), box=(0, 0, width, 0)), box=(0, 0))
+        result.paste(resized.resize((width, top), box=(0, src_h, width, src_h)), box=(0, top + src_h))
+    elif resize_mode == 2 and ratio > src_ratio and left > 0:  # bands left and right
+        result.paste(resized.resize((left, height), box=(0, 0, 0, height)), box=(0, 0))
+        result.paste(resized.resize((left, height), box=(src_w, 0, src_w, height)), box=(left + src_w, 0))
+    return result
+
+
+def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
+    """RGBA composited onto `bgcolor`; everything returned as RGB."""
+    if img.mode == "RGBA":
+        background = Image.new("RGBA", img.size, bgcolor)
+        background.paste(img, mask=img)
+        img = background
+    return img.convert("RGB")
+
+
+# --- modules/masking.py ---------------------------------------------------------------------------
+def get_crop_region_v2(mask: Any, pad: int = 0):
+    """Bounding box of the non-zero mask, padded and clipped; None for an empty mask."""
+    mask = mask if isinstance(mask, Image.Image) else Image.fromarray(mask)
+    box = mask.getbbox()
+    if not box:
+        return None
+    if not pad:
+        return box
+    x1, y1, x2, y2 = box
+    return max(x1 - pad, 0), max(y1 - pad, 0), min(x2 + pad, mask.size[0]), min(y2 + pad, mask.size[1])
+
+
+def expand_crop_region(crop_region, processing_width, processing_height, image_width, image_height):
+    """Grow the short side of the region around its centre to the processing aspect, shifted to
+    stay inside the image."""
+    x1, y1, x2, y2 = crop_region
+    wide = (x2 - x1) / (y2 - y1) > processing_width / processing_height
+
+    def grow(low, high, wanted, limit):
+        extra = int(wanted - (high - low))
+        low, high = low - extra // 2, high + extra - extra // 2
+        if high >= limit:
+            low, high = low - (high - limit), limit
+        if low < 0:
+            low, high = 0, high - low
+        return low, min(high, limit)
+
+    if wide:
+        y1, y2 = grow(y1, y2, (x2 - x1) / (processing_width / processing_height), image_height)
+    else:
+        x1, x2 = grow(x1, x2, (y2 - y1) * (processing_width / processing_height), image_width)
+    return x1, y1, x2, y2
+
+
+def fill(image: Image.Image, mask: Image.Image) -> Image.Image:
+    """Smear the unmasked colours into the masked area with ever smaller blurs."""
+    result = Image.new("RGBA", image.size)
+    kept = Image.new("RGBa", image.size)
+    kept.paste(image.convert("RGBA").convert("RGBa"), mask=ImageOps.invert(mask.convert("L")))
+    for radius, repeats in ((256, 1), (64, 1), (16, 2), (4, 4), (2, 2), (0, 1)):
+        blurred = kept.filter(ImageFilter.GaussianBlur(radius)).convert("RGBA")
+        for _ in range(repeats):
+            result.alpha_composite(blurred)
+    return result.convert("RGB")
+
+
+# --- modules/processing.py create_binary_mask ------------------------------------------------------
+def create_binary_mask(image: Image.Image, round: bool = True) -> Image.Image:
+    """A painted RGBA mask is its alpha (thresholded at 128 with `round`); anything else as L."""
+    if image.mode == "RGBA" and image.getextrema()[-1] != (255, 255):
+        alpha = image.split()[-1].convert("L")
+        return alpha.point(lambda x: 255 if x > 128 else 0) if round else alpha
+    return image.convert("L")
+
+
+# --- modules/scripts.py, modules/script_callbacks.py -------------------------------------------------
+class Script:
+    """modules/scripts.py Script: the attributes the WebUI sets and reads on every script."""
+
+    infotext_fields = None
+    paste_field_names = None
+
+
+@dataclass
+class Callbacks:
+    registered: dict[str, list] = field(default_factory=dict)
+
+    def add(self, name: str):
+        return lambda function: self.registered.setdefault(name, []).append(function)
+
+
+@dataclass
+class ImageSaveParams:  # modules/script_callbacks.py
+    image: Image.Image
+    p: Any
+    filename: str
+    pnginfo: dict
+
+
+# --- the whole set -----------------------------------------------------------------------------------
+@dataclass
+class WebUI:
+    """The faked modules of one test, with handles the test reads."""
+
+    gradio: types.ModuleType
+    modules: dict[str, types.ModuleType]
+    callbacks: Callbacks
+    opts: Options
+    cmd_opts: types.SimpleNamespace
+
+    @property
+    def shared(self) -> types.ModuleType:
+        return self.modules["modules.shared"]
+
+
+def install(monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = None, **cmd_opts: Any) -> WebUI:
+    """Put gradio and the WebUI's modules into sys.modules for one test."""
+    gr = _gradio()
+    callbacks = Callbacks()
+    opts = Options(img2img_background_color="#ffffff", img_max_size_mp=200)
+    cmd = types.SimpleNamespace(**{"api": True, "nowebui": False, "api_auth": None, "lowvram": False,
+                                   "medvram": False, **cmd_opts})  # fmt: skip
+
+    def module(name: str, **attributes: Any) -> types.ModuleType:
+        created = types.ModuleType(name)
+        created.__dict__.update(attributes)
+        return created
+
+    modules = {
+        "modules.shared": module(
+            "modules.shared",
+            opts=opts,
+            cmd_opts=cmd,
+            OptionInfo=OptionInfo,
+            sd_model=sd_model,
+            device=torch.device("cpu"),
+        ),
+        "modules.devices": module("modules.devices", device=torch.device("cpu")),
+        "modules.scripts": module("modules.scripts", Script=Script, AlwaysVisible=object()),
+        "modules.script_callbacks": module(
+            "modules.script_callbacks",
+            **{
+                f"on_{name}": callbacks.add(name)
+                for name in ("script_unloaded", "image_saved", "ui_settings", "app_started")
+            },  # fmt: skip
+            ImageSaveParams=ImageSaveParams,
+        ),
+        "modules.ui_components": module("modules.ui_components", InputAccordion=_input_accordion(gr)),
+        "modules.infotext_utils": module("modules.infotext_utils", PasteField=PasteField),
+        "modules.images": module("modules.images", resize_image=resize_image, flatten=flatten),
+        "modules.masking": module(
+            "modules.masking", get_crop_region_v2=get_crop_region_v2, expand_crop_region=expand_crop_region, fill=fill
+        ),
+        "modules.processing": module("modules.processing", create_binary_mask=create_binary_mask),
+        "modules.call_queue": module("modules.call_queue", queue_lock=threading.Lock()),
+        "modules.sd_models": module(
+            "modules.sd_models",
+            checkpoints_list=dict(checkpoints or {}),
+            select_checkpoint=lambda: next(iter((checkpoints or {}).values()), None),
+        ),
+    }
+    package = module("modules", **{name.split(".", 1)[1]: m for name, m in modules.items()})
+    package.__path__ = []
+    monkeypatch.setitem(sys.modules, "modules", package)
+    for name, created in modules.items():
+        monkeypatch.setitem(sys.modules, name, created)
+    monkeypatch.setitem(sys.modules, "gradio", gr)
+    Component.created = []
+    return WebUI(gr, modules, callbacks, opts, cmd)
