@@ -151,7 +151,7 @@ FIELDS: tuple[Field, ...] = (
         "bool",
         False,
         "Save depth map",
-        "save the depth map next to each output as <name>-depth.png (16-bit)",
+        "save the depth map next to each output as NAME-depth.png (16-bit)",
     ),
     Field(
         "image",
@@ -177,9 +177,7 @@ def readme_table() -> str:
     """The README's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
     lines = ["| setting | default | values | meaning |", "| --- | --- | --- | --- |"]
     for f in SETTING_FIELDS:
-        default = ("true" if f.default else "false") if f.kind == "bool" else f"{f.default:g}"
-        if f.kind == "choice":
-            default = f.default
+        default = {"bool": lambda v: "true" if v else "false", "float": lambda v: f"{v:g}"}.get(f.kind, str)(f.default)
         values = "true, false" if f.kind == "bool" else f.describe_range()
         lines.append(f"| `{f.name}` | `{default}` | {values} | {f.help} |")
     return "\n".join(lines)

@@ -94,12 +94,11 @@ class Component:
     created: list[Component] = []
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kind = type(self).__name__
-        allowed = set(_GRADIO_KWARGS[kind]) | {"tooltip"}
-        unknown = set(kwargs) - allowed
+        kind = next(c.__name__ for c in type(self).__mro__ if c.__name__ in _GRADIO_KWARGS)
+        names = _POSITIONAL.get(kind, ("value",))
+        unknown = set(kwargs) - set(_GRADIO_KWARGS[kind]) - set(names) - {"tooltip"}
         if unknown:
             raise TypeError(f"gradio 3.41.2 {kind}() got unexpected keyword argument(s) {sorted(unknown)}")
-        names = _POSITIONAL.get(kind, ("value",))
         if len(args) > len(names):
             raise TypeError(f"gradio 3.41.2 {kind}() takes at most {len(names)} positional arguments")
         self.kwargs = {**dict(zip(names, args, strict=False)), **kwargs}
