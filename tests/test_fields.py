@@ -17,7 +17,7 @@ def test_settings_type_has_the_tables_fields_and_defaults():
     assert tuple(DepthSettings.__dataclass_fields__) == tuple(f.name for f in SETTING_FIELDS)
     defaults = DepthSettings()
     assert all(getattr(defaults, f.name) == f.default for f in SETTING_FIELDS)
-    assert ARG_NAMES == tuple(f.name for f in FIELDS) and ARG_NAMES[: len(SETTING_FIELDS)] == tuple(
+    assert tuple(f.name for f in FIELDS) == ARG_NAMES and ARG_NAMES[: len(SETTING_FIELDS)] == tuple(
         DepthSettings().to_dict()
     )
 

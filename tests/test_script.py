@@ -5,7 +5,6 @@ tabs, process() on processing-object stand-ins, paste-back, settings, routes, un
 from __future__ import annotations
 
 import importlib.util
-import sys
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
