@@ -10,6 +10,17 @@ from scenes import make_scene
 from lib_depth import image_to_tensor
 
 
+# Tests that build the full-size DPT-Hybrid (about 2 s a forward on 2 cores) are `slow`; the fast
+# loop, `pytest -m "not slow"`, leaves them out. CI runs everything.
+FULL_SIZE_FIXTURES = {"depth_model", "counting_depth_model", "depth_checkpoint"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if FULL_SIZE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def depth_model() -> torch.nn.Module:
     return build_random_dpt_hybrid()

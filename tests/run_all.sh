@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Everything CI checks (.ci/run calls this; README "Development"): the test requirements, lint,
+# every test, then the fast tiers again on the library versions the WebUI v1.10.1 ships.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_PROGRESS_BAR=off
+python -m pip install -r requirements-test.txt
+python -m pip install --no-deps -r requirements-reference.txt
+python -m ruff check .
+python -m pytest
+
+# A virtualenv that sees everything installed above, with the WebUI's pins installed over it.
+pinned=".venv-webui-pins"
+python -m venv --system-site-packages "$pinned"
+"$pinned/bin/python" -m pip install -r requirements-webui-pins.txt
+"$pinned/bin/python" -c 'import numpy, PIL, pydantic; print("WebUI pins:", numpy.__version__, PIL.__version__, pydantic.VERSION)'
+"$pinned/bin/python" -m pytest -m "not slow" -p no:cacheprovider
