@@ -14,4 +14,5 @@ pinned=".venv-webui-pins"
 python -m venv --system-site-packages "$pinned"
 "$pinned/bin/python" -m pip install -r requirements-webui-pins.txt
 "$pinned/bin/python" -c 'import numpy, PIL, pydantic; print("WebUI pins:", numpy.__version__, PIL.__version__, pydantic.VERSION)'
-"$pinned/bin/python" -m pytest -m "not slow" -p no:cacheprovider
+# (test_convert.py is all slow, and diffusers, its oracle, does not import on the WebUI's pins)
+"$pinned/bin/python" -m pytest -m "not slow" -p no:cacheprovider --ignore=tests/test_convert.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 import sys
@@ -41,3 +42,27 @@ def test_engine_imports_no_webui_module():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_readme_python_snippet_runs_as_written(tmp_path, depth_model):
+    """The "From Python" snippet, in a folder holding the files it names."""
+    from checkpoints import state_dict, write_safetensors
+    from scenes import make_scene
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = readme.split("```python", 1)[1].split("```", 1)[0]
+    tensors = state_dict("depth")
+    tensors.update({f"depth_model.model.{k}": v for k, v in depth_model.model.state_dict().items()})
+    write_safetensors(tmp_path / "512-depth-ema.safetensors", tensors)
+    for seed, name in enumerate(("a.png", "b.png")):
+        make_scene(128, 96, seed).save(tmp_path / name)
+    check = "\nassert conditioning.shape == (2, 1, 12, 16), conditioning.shape\nprint('snippet ok')"
+    result = subprocess.run(
+        [sys.executable, "-c", snippet + check],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0 and "snippet ok" in result.stdout, result.stderr
