@@ -9,7 +9,6 @@ from scenes import make_scene
 
 from lib_depth import image_to_tensor
 
-
 # Tests that build the full-size DPT-Hybrid (about 2 s a forward on 2 cores) are `slow`; the fast
 # loop, `pytest -m "not slow"`, leaves them out. CI runs everything.
 FULL_SIZE_FIXTURES = {"depth_model", "counting_depth_model", "depth_checkpoint"}

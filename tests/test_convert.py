@@ -19,9 +19,9 @@ from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEs
 
 from lib_depth.cli import main as cli_main
 from lib_depth.convert import ConversionError, convert_pipeline, write_checkpoint
+from lib_depth.doctor import examine
 
 pytestmark = pytest.mark.slow  # builds tiny pipelines plus a full-size DPT-Hybrid
-from lib_depth.doctor import examine
 
 TINY_ARCH = "depth2img-test-tiny"  # an OpenCLIP config whose text tower is the tiny CLIP's plus one layer
 
