@@ -145,6 +145,77 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace) -> int:
+    from urllib.parse import unquote, urlsplit
+
+    from .doctor import default_paths
+    from .download import RetryPolicy, Source, TerminalProgress, download_model
+    from .model_files import ModelFile, format_bytes, model_file
+
+    if args.url:
+        if not args.sha256:
+            raise ValueError("--url needs --sha256 (the file's published SHA-256): only a verified file is installed")
+        if args.mirror:
+            raise ValueError("--mirror or --url, not both")
+        filename = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
+        if not filename.lower().endswith((".safetensors", ".ckpt")) or filename != Path(filename).name:
+            raise ValueError(f"--url: {filename!r} is not a .safetensors or .ckpt file name")
+        entry = ModelFile(
+            name=filename,
+            model=Path(filename).stem,
+            variant="url",
+            filename=filename,
+            size=None,
+            sha256=args.sha256.strip().lower(),
+            kind="checkpoint",
+            description="from --url",
+            licence="",
+            mirrors=(),
+        )
+        sources = [Source(args.url, urlsplit(args.url).netloc)]
+    else:
+        if args.sha256:
+            raise ValueError("--sha256 goes with --url (the table's files have their hashes)")
+        entry, sources = model_file(variant=args.variant), None
+    if args.to:
+        folder = args.to
+    else:
+        try:
+            folder = default_paths()[0]
+        except ValueError:
+            raise ValueError(
+                "no models/Stable-diffusion here: run from the WebUI folder, or give the folder with --to DIR"
+            ) from None
+    print(f"{entry.filename} ({entry.size_text()}) into {folder}")
+    if entry.licence:
+        print(f"licence: {entry.licence}")
+    bar = TerminalProgress()
+    policy = RetryPolicy(attempts=args.retries, timeout=args.timeout)
+    try:
+        result = download_model(
+            entry,
+            folder,
+            mirror=args.mirror,
+            sources=sources,
+            token=args.token,
+            progress=bar,
+            log=bar.log,
+            policy=policy,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted; the part downloaded so far is kept: run the same command again to resume", file=sys.stderr)
+        return 130
+    bar.close()
+    print(f"{result.path}: verified (SHA-256 {result.sha256}, {format_bytes(result.path.stat().st_size)})")
+    for note in result.notes:
+        print(note)
+    print("Next:")
+    for step in result.next_steps:
+        print(f"  - {step}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
@@ -217,6 +288,34 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     convert.add_argument("--text-arch", help="OpenCLIP model of the text encoder (default ViT-H-14, SD 2's)")
     convert.set_defaults(run=_convert)
+
+    download = commands.add_parser(
+        "download",
+        help="download the official SD 2 depth checkpoint, verified, into models/Stable-diffusion",
+        description="Download 512-depth-ema from a Hugging Face mirror (HF_ENDPOINT honoured) into the WebUI's "
+        "models/Stable-diffusion (found from the WebUI or extension folder) or --to. Resumable: an interrupted "
+        "download continues from its .part file. The SHA-256 is checked while downloading; only a verified file is "
+        "installed, never over an existing one. A token (--token or HF_TOKEN) is only sent to the Hub.",
+    )
+    download.add_argument(
+        "--variant",
+        choices=["fp16", "fp32", "ckpt"],
+        default="fp16",
+        help="fp16 safetensors (default: 2.85 GB, same results in the WebUI), fp32 safetensors (5.71 GB), or "
+        "the original ckpt (5.71 GB, a pickle)",
+    )
+    download.add_argument(
+        "--to", type=Path, help="folder to download into (default: the WebUI's models/Stable-diffusion)"
+    )
+    download.add_argument("--mirror", help="only this mirror of the table (default: each in turn)")
+    download.add_argument("--url", help="download this URL instead of a mirror (needs --sha256)")
+    download.add_argument("--sha256", help="the expected SHA-256 of --url")
+    download.add_argument("--token", help="Hugging Face token for the Hub (default: HF_TOKEN)")
+    download.add_argument("--retries", type=int, default=6, help="tries per mirror without progress (default 6)")
+    download.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds without data before reconnecting (default 60)"
+    )
+    download.set_defaults(run=_download)
     return parser
 
 
