@@ -51,13 +51,29 @@ def _preview(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     import json
 
-    from .doctor import default_paths, examine, find_checkpoints, format_table
+    from .checkpoint import inspect_checkpoint
+    from .doctor import (
+        default_paths,
+        examine,
+        examine_partial,
+        find_checkpoints,
+        find_partial_downloads,
+        format_table,
+        identify,
+        is_partial_download,
+    )
 
     paths = args.paths or default_paths()
-    files = find_checkpoints(paths)
-    if not files:
+    files = [path for path in find_checkpoints(paths) if not is_partial_download(path)]
+    partial = find_partial_downloads(paths)
+    if not files and not partial:
         raise ValueError(f"no .safetensors or .ckpt files in {', '.join(map(str, paths))}")
-    rows = [examine(path, fix=args.fix) for path in files]
+    rows = []
+    for path in files:
+        report = inspect_checkpoint(path)
+        row = examine(path, fix=args.fix, report=report)
+        rows.append(identify(row, path, report, _known_sha256(path, report, compute=args.hash)))
+    rows += [examine_partial(path) for path in partial]
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     else:
@@ -69,6 +85,30 @@ def _doctor(args: argparse.Namespace) -> int:
             else f"\n{len(rows)} file(s) examined, all fine"
         )
     return 0 if all(row.ok for row in rows) else 1
+
+
+def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
+    """A cached hash; with --hash, computed (with progress) for the files it can tell something about:
+    depth models and files the size of an official one."""
+    from .download import Progress, SpeedMeter, TerminalProgress
+    from .hashes import file_sha256, known_sha256
+    from .model_files import official_by_size
+
+    worth = report.is_depth or bool(official_by_size(path.stat().st_size))
+    if not (compute and worth):
+        return known_sha256(path).sha256
+    bar = TerminalProgress()
+    meter = SpeedMeter(bar.clock)
+    bar.log(f"hashing {path}")
+
+    def progress(done: int, total: int) -> None:
+        speed, eta = meter.update(done, total)
+        bar(Progress(done, total, speed, eta))
+
+    try:
+        return file_sha256(path, progress=progress).sha256
+    finally:
+        bar.close()
 
 
 def _unused_path(path: Path) -> Path:
@@ -259,6 +299,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a depth config where missing or wrong (the old file is kept as .bak-<time>)",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    doctor.add_argument(
+        "--hash",
+        action="store_true",
+        help="compute the SHA-256 of depth checkpoints and of files the size of an official one (a minute per "
+        "5 GB; remembered) to tell official files from fine-tunes and damaged copies; without it, only hashes "
+        "the WebUI or an earlier run has cached are used",
+    )
     doctor.set_defaults(run=_doctor)
 
     depth = commands.add_parser(

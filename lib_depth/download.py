@@ -152,7 +152,7 @@ class _RedirectHandler(urllib.request.HTTPRedirectHandler):
         return new
 
 
-class _Meter:
+class SpeedMeter:
     """Speed over a sliding window, so a stall shows at once and an old burst does not linger."""
 
     def __init__(self, clock: Callable[[], float], window: float = 5.0) -> None:
@@ -259,7 +259,7 @@ def download(
                     wait=wait,
                     say=say,
                     report=report,
-                    meter=_Meter(clock),
+                    meter=SpeedMeter(clock),
                     disk_usage=disk_usage,
                     target=target,
                     chunk_size=chunk_size,
@@ -368,7 +368,7 @@ def _attempt(
     cancel: threading.Event,
     say: Callable[[str], None],
     report: Callable[[Progress], None],
-    meter: _Meter,
+    meter: SpeedMeter,
     disk_usage: Callable[[str], Any],
     target: Path,
     chunk_size: int,
