@@ -17,6 +17,7 @@ then only ever have opened our empty placeholder, never lose a file of its own.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
@@ -33,7 +34,7 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence, TextIO
+from typing import Any, Callable, Iterator, Sequence, TextIO
 from urllib.parse import urlsplit
 
 from .model_files import ModelFile, format_bytes, hub_endpoint
@@ -235,17 +236,19 @@ def download(
     part = target.with_name(target.name + ".part")
     state = target.with_name(target.name + ".part.json")
 
-    _forget_foreign_part(part, state, sha256, size, say)
-    hasher = hashlib.sha256()
-    done = _hash_existing(part, hasher, size, report, cancel, chunk_size) if part.exists() else 0
-    if size is not None:
-        _check_space(target, size - done, disk_usage)
-    if done:
-        say(f"resuming {target.name} at {format_bytes(done)}")
-    state.write_text(json.dumps({"sha256": sha256, "size": size}), encoding="utf-8")
-    with open(part, "ab") as file:
-        run = _Run(part, file, hasher, done, size, space_checked=size is not None)
+    with _claimed(target), open(part, "ab") as file:
+        _lock(file, part)
+        run = _Run(part, file, hashlib.sha256(), 0, size)
         try:
+            if _is_foreign(part, state, sha256, size, say):
+                file.truncate(0)
+            run.done = _hash_existing(part, run.hasher, size, report, cancel, chunk_size)
+            if size is not None:
+                run.space_checked = True
+                _check_space(target, size - run.done, disk_usage)
+            if run.done:
+                say(f"resuming {target.name} at {format_bytes(run.done)}")
+            state.write_text(json.dumps({"sha256": sha256, "size": size}), encoding="utf-8")
             for source in sources:
                 if size is not None and run.done == size:
                     break
@@ -267,19 +270,58 @@ def download(
                     break
             else:
                 raise _all_failed(run, target, manual)
+            return _verify_and_place(run, target, state, sha256)
         finally:
-            file.flush()
-            if run.done == 0:  # nothing worth resuming: leave no traces
+            if not file.closed:
+                file.flush()
+            if part.exists() and part.stat().st_size == 0:  # nothing worth resuming: leave no traces
                 file.close()
-                part.unlink(missing_ok=True)
+                part.unlink()
                 state.unlink(missing_ok=True)
-    return _verify_and_place(run, target, state, sha256)
 
 
-def _forget_foreign_part(part: Path, state: Path, sha256: str, size: int | None, say: Callable[[str], None]) -> None:
-    """Start over when the .part belongs to another file or is longer than the file can be."""
-    if not part.exists():
+_ACTIVE: set[str] = set()
+_ACTIVE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _claimed(target: Path) -> Iterator[None]:
+    """One download per target in this process (two clicks in the WebUI start one download)."""
+    key = os.path.normcase(os.path.abspath(target))
+    with _ACTIVE_LOCK:
+        if key in _ACTIVE:
+            raise DownloadError(f"{target.name} is already being downloaded; wait for that download or cancel it")
+        _ACTIVE.add(key)
+    try:
+        yield
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(key)
+
+
+def _lock(file: Any, part: Path) -> None:
+    """Between processes (the CLI and the WebUI): an advisory lock on the .part, released by the
+    system when the process ends, so no stale lock survives a crash. POSIX only; elsewhere the
+    in-process claim and the final SHA-256 check still keep a mixed-up .part from being installed."""
+    try:
+        import fcntl
+    except ImportError:
         return
+    try:
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise DownloadError(
+            f"{part.name} is in use by another download (another terminal or the WebUI); wait for it or stop it"
+        ) from None
+    except OSError:  # no locks on this file system (some network shares): go on without
+        pass
+
+
+def _is_foreign(part: Path, state: Path, sha256: str, size: int | None, say: Callable[[str], None]) -> bool:
+    """True when the .part belongs to another file or is longer than the file can be: start over."""
+    current = part.stat().st_size
+    if not current:
+        return False
     reason = None
     try:
         recorded = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
@@ -287,11 +329,11 @@ def _forget_foreign_part(part: Path, state: Path, sha256: str, size: int | None,
         recorded = {}
     if isinstance(recorded, dict) and recorded.get("sha256") not in (None, sha256):
         reason = "it belongs to another file"
-    elif size is not None and part.stat().st_size > size:
+    elif size is not None and current > size:
         reason = "it is longer than the file"
     if reason:
         say(f"starting {part.name} over: {reason}")
-        part.unlink()
+    return reason is not None
 
 
 def _hash_existing(
@@ -511,6 +553,12 @@ def _all_failed(run: _Run, target: Path, manual: str | None) -> DownloadError:
 
 
 def _verify_and_place(run: _Run, target: Path, state: Path, sha256: str) -> Path:
+    """Runs with the .part still open and locked (POSIX), so no other download can touch it meanwhile;
+    Windows cannot rename an open file, so there it is closed first."""
+    run.file.flush()
+    os.fsync(run.file.fileno())
+    if os.name == "nt":
+        run.file.close()
     digest = run.hasher.hexdigest()
     if digest != sha256:
         bad = run.part.with_name(run.part.name + "-bad")
@@ -742,6 +790,33 @@ class DownloadJob:
                 speed=0.0,
                 eta=0.0,
             )
+
+
+_JOBS: dict[str, DownloadJob] = {}
+_JOBS_LOCK = threading.Lock()
+
+
+def start_job(entry: ModelFile, folder: str | os.PathLike, **options: Any) -> DownloadJob:
+    """The running job for this table entry, or a new one started (one per entry, so a second
+    click or request joins the first). A finished, failed or cancelled job is replaced."""
+    with _JOBS_LOCK:
+        job = _JOBS.get(entry.name)
+        if job is None or not job.running:
+            job = _JOBS[entry.name] = DownloadJob(entry, folder, **options)
+            job.start()
+        return job
+
+
+def current_job(name: str) -> DownloadJob | None:
+    with _JOBS_LOCK:
+        return _JOBS.get(name)
+
+
+def job_snapshots() -> list[dict[str, Any]]:
+    """Every job of this process, for a progress route."""
+    with _JOBS_LOCK:
+        jobs = list(_JOBS.values())
+    return [job.snapshot() for job in jobs]
 
 
 # -- the terminal -------------------------------------------------------------------------------------

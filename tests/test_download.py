@@ -32,8 +32,11 @@ from lib_depth.download import (
     Source,
     TerminalProgress,
     Unreachable,
+    current_job,
     download,
     download_model,
+    job_snapshots,
+    start_job,
 )
 from lib_depth.hashes import our_cached_sha256
 from lib_depth.model_config import config_path_for
@@ -577,3 +580,73 @@ def test_cli_offline_one_line_with_manual_steps(tmp_path):
     assert last.startswith("error: cannot reach webui (127.0.0.1:")
     assert "512-depth-ema-fp16.safetensors (2.85 GB) by hand from " in last
     assert "https://huggingface.co/webui/stable-diffusion-2-depth/blob/main/512-depth-ema-fp16.safetensors" in last
+
+
+def test_cancel_while_checking_a_part_keeps_it(server, tmp_path):
+    (tmp_path / "file.bin.part").write_bytes(DATA[:200_000])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(DownloadCancelled):
+        fetch(server, tmp_path, cancel=cancel)
+    assert (tmp_path / "file.bin.part").read_bytes() == DATA[:200_000] and server.log == []
+
+
+def test_one_download_per_file_in_a_process(server, tmp_path):
+    url = server.add("/file.bin", DATA, Fault(slow=0.02, chunk=4096))
+    started = threading.Event()
+    first = threading.Thread(
+        target=download,
+        args=([Source(url, "local")], tmp_path / "file.bin"),
+        kwargs={"sha256": SHA, "size": len(DATA), "progress": lambda update: started.set()},
+    )
+    first.start()
+    try:
+        assert started.wait(10)
+        with pytest.raises(DownloadError, match="already being downloaded"):
+            download([Source(url, "local")], tmp_path / "file.bin", sha256=SHA, size=len(DATA))
+    finally:
+        first.join(30)
+    assert (tmp_path / "file.bin").read_bytes() == DATA
+
+
+@pytest.mark.skipif(os.name == "nt", reason="the lock between processes is POSIX flock")
+def test_a_part_locked_by_another_process_is_left_alone(server, tmp_path):
+    part = tmp_path / "file.bin.part"
+    part.write_bytes(DATA[:1000])
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'ab'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)",
+            str(part),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(DownloadError, match="in use by another download"):
+            fetch(server, tmp_path)
+        assert part.read_bytes() == DATA[:1000] and server.log == []
+    finally:
+        holder.kill()
+        holder.wait()
+    fetch(server, tmp_path)  # the lock went with the process
+    assert (tmp_path / "file.bin").read_bytes() == DATA
+
+
+def test_start_job_joins_a_running_job_and_replaces_a_finished_one(server, tmp_path, monkeypatch, depth_file):
+    data, sha256 = depth_file
+    path = "/org/gone/resolve/main/tiny-depth.safetensors"
+    server.add(path, data, Fault(slow=0.02, chunk=8192))
+    monkeypatch.setenv("HF_ENDPOINT", server.origin)
+    entry = entry_for(data, sha256)
+    first = start_job(entry, tmp_path, policy=FAST, hash_cache=tmp_path / "h.json")
+    assert start_job(entry, tmp_path) is first and current_job(entry.name) is first
+    assert first.wait(30) and first.snapshot()["status"] == "done"
+    assert len(server.requests(path)) == 1
+    assert any(s["name"] == entry.name and s["status"] == "done" for s in job_snapshots())
+    again = start_job(entry, tmp_path, policy=FAST)
+    assert again is not first and again.wait(30)
+    assert again.snapshot()["status"] == "failed" and "already exists" in again.snapshot()["error"]
