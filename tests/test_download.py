@@ -650,3 +650,25 @@ def test_start_job_joins_a_running_job_and_replaces_a_finished_one(server, tmp_p
     again = start_job(entry, tmp_path, policy=FAST)
     assert again is not first and again.wait(30)
     assert again.snapshot()["status"] == "failed" and "already exists" in again.snapshot()["error"]
+
+
+def test_a_name_that_does_not_resolve_is_not_retried(tmp_path, monkeypatch):
+    real = socket.getaddrinfo
+
+    def resolver(host, *args, **kwargs):
+        if host == "hub.example":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    pauses: list[float] = []
+    with pytest.raises(Unreachable) as caught:
+        download(
+            [Source("http://hub.example/f.bin", "hub (hub.example)")],
+            tmp_path / "f.bin",
+            sha256=SHA,
+            sleep=pauses.append,
+            manual="get f.bin by hand",
+        )
+    assert str(caught.value).startswith("cannot reach hub (hub.example) (cannot resolve hub.example (")
+    assert pauses == [] and leftovers(tmp_path) == []
