@@ -195,8 +195,8 @@ def _download(args: argparse.Namespace) -> int:
     if args.url:
         if not args.sha256:
             raise ValueError("--url needs --sha256 (the file's published SHA-256): only a verified file is installed")
-        if args.mirror:
-            raise ValueError("--mirror or --url, not both")
+        if args.mirror or args.variant:
+            raise ValueError(f"{'--mirror' if args.mirror else '--variant'} or --url, not both")
         filename = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
         if not filename.lower().endswith((".safetensors", ".ckpt")) or filename != Path(filename).name:
             raise ValueError(f"--url: {filename!r} is not a .safetensors or .ckpt file name")
@@ -216,7 +216,7 @@ def _download(args: argparse.Namespace) -> int:
     else:
         if args.sha256:
             raise ValueError("--sha256 goes with --url (the table's files have their hashes)")
-        entry, sources = model_file(variant=args.variant), None
+        entry, sources = model_file(variant=args.variant or "fp16"), None
     if args.to:
         folder = args.to
     else:
@@ -347,7 +347,6 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument(
         "--variant",
         choices=["fp16", "fp32", "ckpt"],
-        default="fp16",
         help="fp16 safetensors (default: 2.85 GB, same results in the WebUI), fp32 safetensors (5.71 GB), or "
         "the original ckpt (5.71 GB, a pickle)",
     )
