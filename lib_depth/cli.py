@@ -192,6 +192,8 @@ def _download(args: argparse.Namespace) -> int:
     from .download import RetryPolicy, Source, TerminalProgress, download_model
     from .model_files import ModelFile, format_bytes, model_file
 
+    if args.retries < 1 or not args.timeout > 0:
+        raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")
     if args.url:
         if not args.sha256:
             raise ValueError("--url needs --sha256 (the file's published SHA-256): only a verified file is installed")
@@ -351,15 +353,23 @@ def build_parser() -> argparse.ArgumentParser:
         "the original ckpt (5.71 GB, a pickle)",
     )
     download.add_argument(
-        "--to", type=Path, help="folder to download into (default: the WebUI's models/Stable-diffusion)"
+        "--to", type=Path, metavar="DIR", help="folder to download into (default: the WebUI's models/Stable-diffusion)"
     )
-    download.add_argument("--mirror", help="only this mirror of the table (default: each in turn)")
-    download.add_argument("--url", help="download this URL instead of a mirror (needs --sha256)")
-    download.add_argument("--sha256", help="the expected SHA-256 of --url")
-    download.add_argument("--token", help="Hugging Face token for the Hub (default: HF_TOKEN)")
-    download.add_argument("--retries", type=int, default=6, help="tries per mirror without progress (default 6)")
     download.add_argument(
-        "--timeout", type=float, default=60.0, help="seconds without data before reconnecting (default 60)"
+        "--mirror", metavar="NAME", help="only this mirror of the table: webui, sd2-community (default: each in turn)"
+    )
+    download.add_argument("--url", metavar="URL", help="download this URL instead of a mirror (needs --sha256)")
+    download.add_argument("--sha256", metavar="HEX", help="the expected SHA-256 of --url")
+    download.add_argument("--token", metavar="TOKEN", help="Hugging Face token for the Hub (default: HF_TOKEN)")
+    download.add_argument(
+        "--retries", type=int, default=6, metavar="N", help="tries per mirror without progress (default 6)"
+    )
+    download.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds without data before reconnecting (default 60)",
     )
     download.set_defaults(run=_download)
     return parser

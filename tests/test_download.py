@@ -672,3 +672,34 @@ def test_a_name_that_does_not_resolve_is_not_retried(tmp_path, monkeypatch):
         )
     assert str(caught.value).startswith("cannot reach hub (hub.example) (cannot resolve hub.example (")
     assert pauses == [] and leftovers(tmp_path) == []
+
+
+def test_the_table_lookups_and_urls(monkeypatch):
+    from lib_depth.model_files import MODEL_FILES, model_file, model_file_named, official_by_sha256, variants
+
+    default = model_file()
+    assert (default.name, default.filename, default.size) == (
+        "512-depth-ema-fp16",
+        "512-depth-ema-fp16.safetensors",
+        2_853_737_366,
+    )
+    assert variants() == ["fp16", "fp32", "ckpt"]
+    assert len({e.name for e in MODEL_FILES}) == len(MODEL_FILES)
+    assert all(len(e.sha256) == 64 and e.kind == "checkpoint" for e in MODEL_FILES)
+    assert official_by_sha256(model_file(variant="ckpt").sha256.upper()).filename == "512-depth-ema.ckpt"
+    for hostile in ("../../etc/passwd", "https://evil.example/x.safetensors", "512-depth-ema-fp16.safetensors"):
+        with pytest.raises(ValueError, match="unknown model file"):
+            model_file_named(hostile)
+    with pytest.raises(ValueError, match="no downloadable file for 512-depth-ema fp8"):
+        model_file(variant="fp8")
+    mirror = default.mirrors[0]
+    assert (
+        mirror.url()
+        == "https://huggingface.co/webui/stable-diffusion-2-depth/resolve/main/512-depth-ema-fp16.safetensors"
+    )
+    monkeypatch.setenv("HF_ENDPOINT", "https://hf-mirror.example/")
+    assert (
+        mirror.url()
+        == "https://hf-mirror.example/webui/stable-diffusion-2-depth/resolve/main/512-depth-ema-fp16.safetensors"
+    )
+    assert mirror.page().startswith("https://huggingface.co/webui/")
