@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
@@ -138,8 +139,16 @@ PARTIAL_SUFFIXES = (".part", ".part-bad")
 
 def download_command(entry: ModelFile | None, folder: Path) -> str:
     if entry is None:  # a --url download: only its own command resumes it
-        return f"run the same `python -m lib_depth download --url ... --sha256 ... --to {folder}` again"
-    return f"python -m lib_depth download --variant {entry.variant} --to {folder}"
+        return f"run the same `python -m lib_depth download --url ... --sha256 ... --to {quote_path(folder)}` again"
+    return f"python -m lib_depth download --variant {entry.variant} --to {quote_path(folder)}"
+
+
+def quote_path(path: str | os.PathLike) -> str:
+    """A path as it must be typed into the user's shell."""
+    text = str(path)
+    if os.name == "nt":
+        return f'"{text}"' if " " in text else text
+    return shlex.quote(text)
 
 
 def identify(row: DoctorRow, path: Path, report: CheckpointReport, sha256: str | None) -> DoctorRow:

@@ -792,6 +792,27 @@ class DownloadJob:
             )
 
 
+def local_state(entry: ModelFile, folder: str | os.PathLike) -> dict[str, Any]:
+    """What a UI needs to offer a table entry: installed already, or a .part to resume."""
+    path = Path(folder) / entry.filename
+    part = path.with_name(path.name + ".part")
+    try:
+        partial = part.stat().st_size
+    except OSError:
+        partial = 0
+    return {
+        "name": entry.name,
+        "file": entry.filename,
+        "variant": entry.variant,
+        "title": entry.title,
+        "size": entry.size,
+        "size_text": entry.size_text(),
+        "licence": entry.licence,
+        "installed": path.exists(),
+        "partial": partial,
+    }
+
+
 _JOBS: dict[str, DownloadJob] = {}
 _JOBS_LOCK = threading.Lock()
 

@@ -703,3 +703,16 @@ def test_the_table_lookups_and_urls(monkeypatch):
         == "https://hf-mirror.example/webui/stable-diffusion-2-depth/resolve/main/512-depth-ema-fp16.safetensors"
     )
     assert mirror.page().startswith("https://huggingface.co/webui/")
+
+
+def test_local_state_for_a_download_offer(tmp_path):
+    from lib_depth.download import local_state
+    from lib_depth.model_files import model_file
+
+    entry = model_file()
+    state = local_state(entry, tmp_path)
+    assert state["installed"] is False and state["partial"] == 0 and state["size_text"] == "2.85 GB"
+    (tmp_path / "512-depth-ema-fp16.safetensors.part").write_bytes(b"\0" * 1234)
+    assert local_state(entry, tmp_path)["partial"] == 1234
+    (tmp_path / "512-depth-ema-fp16.safetensors").write_bytes(b"")
+    assert local_state(entry, tmp_path)["installed"] is True
