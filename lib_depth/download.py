@@ -681,7 +681,7 @@ def next_steps(entry: ModelFile, path: Path) -> list[str]:
     return [
         "In the WebUI: click the refresh button beside 'Stable Diffusion checkpoint' (top left)",
         f"select {path.name} [{entry.sha256[:10]}] there",
-        "open img2img and the depth2img accordion: the status line names the depth model",
+        "open img2img and the Depth2img accordion: its status line names the loaded depth model",
     ]
 
 
