@@ -51,13 +51,29 @@ def _preview(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     import json
 
-    from .doctor import default_paths, examine, find_checkpoints, format_table
+    from .checkpoint import inspect_checkpoint
+    from .doctor import (
+        default_paths,
+        examine,
+        examine_partial,
+        find_checkpoints,
+        find_partial_downloads,
+        format_table,
+        identify,
+        is_partial_download,
+    )
 
     paths = args.paths or default_paths()
-    files = find_checkpoints(paths)
-    if not files:
+    files = [path for path in find_checkpoints(paths) if not is_partial_download(path)]
+    partial = find_partial_downloads(paths)
+    if not files and not partial:
         raise ValueError(f"no .safetensors or .ckpt files in {', '.join(map(str, paths))}")
-    rows = [examine(path, fix=args.fix) for path in files]
+    rows = []
+    for path in files:
+        report = inspect_checkpoint(path)
+        row = examine(path, fix=args.fix, report=report)
+        rows.append(identify(row, path, report, _known_sha256(path, report, compute=args.hash)))
+    rows += [examine_partial(path) for path in partial]
     if args.json:
         print(json.dumps([row.to_dict() for row in rows], indent=2))
     else:
@@ -69,6 +85,30 @@ def _doctor(args: argparse.Namespace) -> int:
             else f"\n{len(rows)} file(s) examined, all fine"
         )
     return 0 if all(row.ok for row in rows) else 1
+
+
+def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
+    """A cached hash; with --hash, computed (with progress) for the files it can tell something about:
+    depth models and files the size of an official one."""
+    from .download import Progress, SpeedMeter, TerminalProgress
+    from .hashes import file_sha256, known_sha256
+    from .model_files import official_by_size
+
+    worth = report.is_depth or bool(official_by_size(path.stat().st_size))
+    if not (compute and worth):
+        return known_sha256(path).sha256
+    bar = TerminalProgress()
+    meter = SpeedMeter(bar.clock)
+    bar.log(f"hashing {path}")
+
+    def progress(done: int, total: int) -> None:
+        speed, eta = meter.update(done, total)
+        bar(Progress(done, total, speed, eta))
+
+    try:
+        return file_sha256(path, progress=progress).sha256
+    finally:
+        bar.close()
 
 
 def _unused_path(path: Path) -> Path:
@@ -145,6 +185,79 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download(args: argparse.Namespace) -> int:
+    from urllib.parse import unquote, urlsplit
+
+    from .doctor import default_paths
+    from .download import RetryPolicy, Source, TerminalProgress, download_model
+    from .model_files import ModelFile, format_bytes, model_file
+
+    if args.retries < 1 or not args.timeout > 0:
+        raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")
+    if args.url:
+        if not args.sha256:
+            raise ValueError("--url needs --sha256 (the file's published SHA-256): only a verified file is installed")
+        if args.mirror or args.variant:
+            raise ValueError(f"{'--mirror' if args.mirror else '--variant'} or --url, not both")
+        filename = unquote(urlsplit(args.url).path.rsplit("/", 1)[-1])
+        if not filename.lower().endswith((".safetensors", ".ckpt")) or filename != Path(filename).name:
+            raise ValueError(f"--url: {filename!r} is not a .safetensors or .ckpt file name")
+        entry = ModelFile(
+            name=filename,
+            model=Path(filename).stem,
+            variant="url",
+            filename=filename,
+            size=None,
+            sha256=args.sha256.strip().lower(),
+            kind="checkpoint",
+            description="from --url",
+            licence="",
+            mirrors=(),
+        )
+        sources = [Source(args.url, urlsplit(args.url).netloc)]
+    else:
+        if args.sha256:
+            raise ValueError("--sha256 goes with --url (the table's files have their hashes)")
+        entry, sources = model_file(variant=args.variant or "fp16"), None
+    if args.to:
+        folder = args.to
+    else:
+        try:
+            folder = default_paths()[0]
+        except ValueError:
+            raise ValueError(
+                "no models/Stable-diffusion here: run from the WebUI folder, or give the folder with --to DIR"
+            ) from None
+    print(f"{entry.filename} ({entry.size_text()}) into {folder}")
+    if entry.licence:
+        print(f"licence: {entry.licence}")
+    bar = TerminalProgress()
+    policy = RetryPolicy(attempts=args.retries, timeout=args.timeout)
+    try:
+        result = download_model(
+            entry,
+            folder,
+            mirror=args.mirror,
+            sources=sources,
+            token=args.token,
+            progress=bar,
+            log=bar.log,
+            policy=policy,
+        )
+    except KeyboardInterrupt:
+        bar.close()
+        print("interrupted; the part downloaded so far is kept: run the same command again to resume", file=sys.stderr)
+        return 130
+    bar.close()
+    print(f"{result.path}: verified (SHA-256 {result.sha256}, {format_bytes(result.path.stat().st_size)})")
+    for note in result.notes:
+        print(note)
+    print("Next:")
+    for step in result.next_steps:
+        print(f"  - {step}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
@@ -188,6 +301,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write a depth config where missing or wrong (the old file is kept as .bak-<time>)",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON for scripts instead of a table")
+    doctor.add_argument(
+        "--hash",
+        action="store_true",
+        help="compute the SHA-256 of depth checkpoints and of files the size of an official one (a minute per "
+        "5 GB; remembered) to tell official files from fine-tunes and damaged copies; without it, only hashes "
+        "the WebUI or an earlier run has cached are used",
+    )
     doctor.set_defaults(run=_doctor)
 
     depth = commands.add_parser(
@@ -217,6 +337,41 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     convert.add_argument("--text-arch", help="OpenCLIP model of the text encoder (default ViT-H-14, SD 2's)")
     convert.set_defaults(run=_convert)
+
+    download = commands.add_parser(
+        "download",
+        help="download the official SD 2 depth checkpoint, verified, into models/Stable-diffusion",
+        description="Download 512-depth-ema from a Hugging Face mirror (HF_ENDPOINT honoured) into the WebUI's "
+        "models/Stable-diffusion (found from the WebUI or extension folder) or --to. Resumable: an interrupted "
+        "download continues from its .part file. The SHA-256 is checked while downloading; only a verified file is "
+        "installed, never over an existing one. A token (--token or HF_TOKEN) is only sent to the Hub.",
+    )
+    download.add_argument(
+        "--variant",
+        choices=["fp16", "fp32", "ckpt"],
+        help="fp16 safetensors (default: 2.85 GB, same results in the WebUI), fp32 safetensors (5.71 GB), or "
+        "the original ckpt (5.71 GB, a pickle)",
+    )
+    download.add_argument(
+        "--to", type=Path, metavar="DIR", help="folder to download into (default: the WebUI's models/Stable-diffusion)"
+    )
+    download.add_argument(
+        "--mirror", metavar="NAME", help="only this mirror of the table: webui, sd2-community (default: each in turn)"
+    )
+    download.add_argument("--url", metavar="URL", help="download this URL instead of a mirror (needs --sha256)")
+    download.add_argument("--sha256", metavar="HEX", help="the expected SHA-256 of --url")
+    download.add_argument("--token", metavar="TOKEN", help="Hugging Face token for the Hub (default: HF_TOKEN)")
+    download.add_argument(
+        "--retries", type=int, default=6, metavar="N", help="tries per mirror without progress (default 6)"
+    )
+    download.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="seconds without data before reconnecting (default 60)",
+    )
+    download.set_defaults(run=_download)
     return parser
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+import shlex
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
 from .checkpoint import CHECKPOINT_SUFFIXES, DEPTH_CONTEXT_DIM, CheckpointReport, inspect_checkpoint
 from .model_config import check_depth_config, fix_depth_config
+from .model_files import ModelFile, format_bytes, official_by_filename, official_by_sha256, official_by_size
 
 WEBUI_MODELS = Path("models") / "Stable-diffusion"
 _VAE_SUFFIXES = (".vae.ckpt", ".vae.safetensors")
@@ -22,6 +24,8 @@ class DoctorRow:
     config: str
     action: str
     ok: bool
+    build: str = "-"  # official file or not (by size and SHA-256, see `identify`)
+    sha256: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -120,9 +124,101 @@ def examine(path: Path, *, fix: bool = False, report: CheckpointReport | None = 
 
 
 def format_table(rows: list[DoctorRow]) -> str:
-    headers = ("file", "kind", "precision", "config", "action")
-    cells = [headers] + [(r.file, r.kind, r.precision, r.config, r.action) for r in rows]
+    headers = ("file", "kind", "build", "precision", "config", "action")
+    cells = [headers] + [(r.file, r.kind, r.build, r.precision, r.config, r.action) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+# -- official files and unfinished downloads ------------------------------------------------------------
+
+PARTIAL_SUFFIXES = (".part", ".part-bad")
+
+
+def download_command(entry: ModelFile | None, folder: Path) -> str:
+    if entry is None:  # a --url download: only its own command resumes it
+        return f"run the same `python -m lib_depth download --url ... --sha256 ... --to {quote_path(folder)}` again"
+    return f"python -m lib_depth download --variant {entry.variant} --to {quote_path(folder)}"
+
+
+def quote_path(path: str | os.PathLike) -> str:
+    """A path as it must be typed into the user's shell."""
+    text = str(path)
+    if os.name == "nt":
+        return f'"{text}"' if " " in text else text
+    return shlex.quote(text)
+
+
+def identify(row: DoctorRow, path: Path, report: CheckpointReport, sha256: str | None) -> DoctorRow:
+    """Add whether the file is an official build: certain by SHA-256, and by size alone when its size
+    matches no official file (a hash is only needed to tell an official file from a damaged copy)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return row
+    same_size = official_by_size(size)
+    official = official_by_sha256(sha256) if sha256 else None
+    if official:
+        return replace(row, build=official.title, sha256=sha256)
+    if sha256 and same_size:
+        entry = same_size[0]
+        return replace(
+            row,
+            build=f"damaged copy of the {entry.title}",
+            sha256=sha256,
+            ok=False,
+            action=f"damaged: download again (move this file away, then {download_command(entry, path.parent)})",
+        )
+    if same_size:
+        return replace(row, build=f"size of the {same_size[0].title}; --hash checks it")
+    if report.is_depth:
+        return replace(row, build="another depth model (fine-tune or conversion)", sha256=sha256)
+    return replace(row, sha256=sha256)
+
+
+def is_partial_download(path: Path) -> bool:
+    return path.name.endswith(PARTIAL_SUFFIXES)
+
+
+def find_partial_downloads(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """`<file>.part` (unfinished) and `<file>.part-bad` (failed verification) left by `download`."""
+    found: list[Path] = []
+    for item in map(Path, paths):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and is_partial_download(p)))
+        elif item.is_file() and is_partial_download(item):
+            found.append(item)
+    return found
+
+
+def examine_partial(path: Path) -> DoctorRow:
+    bad = path.name.endswith(".part-bad")
+    filename = path.name.removesuffix(".part-bad" if bad else ".part")
+    entries = official_by_filename(filename)
+    entry = entries[0] if entries else None
+    command = download_command(entry, path.parent)
+    try:
+        size = format_bytes(path.stat().st_size)
+    except OSError:
+        size = "?"
+    if bad:
+        return DoctorRow(
+            str(path),
+            "failed download",
+            "-",
+            "-",
+            f"damaged (its SHA-256 did not match): delete it, then {command}",
+            False,
+        )
+    of = f" of {entry.size_text()}" if entry and entry.size else ""
+    return DoctorRow(
+        str(path),
+        f"unfinished download ({size}{of})",
+        "-",
+        "-",
+        f"resume with `{command}`",
+        False,
+        build=entry.title if entry else "-",
+    )

@@ -43,7 +43,7 @@ def test_healthy_folder_exits_0_with_a_table(tmp_path):
     result = doctor(str(folder))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["file", "kind", "precision", "config", "action"]
+    assert lines[0].split() == ["file", "kind", "build", "precision", "config", "action"]
     assert any(
         "512-depth-ema.safetensors" in line and "SD 2 depth" in line and "missing (fine)" in line for line in lines
     )
