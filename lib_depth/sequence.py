@@ -1,0 +1,221 @@
+"""Normalisation across a frame sequence, so the depth range does not jump from frame to frame.
+
+Two passes: gather every frame's raw depth, `sequence_ranges` measures one `DepthRange` per frame,
+then each frame's conditioning is `depth_to_conditioning(..., depth_range=ranges[i])`.
+
+- `per image`: each frame's own min..max (what the model was trained on; the default).
+- `shared`: one range for the whole sequence.
+- `smoothed`: an online range that follows the frames with a time constant (in frames), reset at
+  scene cuts (a large change of the normalised depth from one frame to the next).
+
+Ranges are measured where the conditioning applies them: on the depth at latent size (before the
+edits) and again on the edited depth (after invert, levels, gamma, blur), so both per-image rescales
+of the conditioning are replaced consistently. A frame whose range equals its own gets exactly the
+per-image result: a static sequence is bit-identical in all three modes.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Iterable
+
+import torch
+
+from .conditioning import (
+    DepthRange,
+    _check_settings,
+    _check_size,
+    conditioning_key,
+    edit_resized,
+    rescale_per_image,
+    resize_depth,
+)
+from .settings import DepthSettings
+
+__all__ = [
+    "DEFAULT_CUT_THRESHOLD",
+    "DEFAULT_TIME_CONSTANT",
+    "NORMALISE_MODES",
+    "DepthRange",
+    "check_sequence_options",
+    "cut_scores",
+    "scene_cuts",
+    "sequence_ranges",
+]
+
+NORMALISE_MODES = ("per image", "shared", "smoothed")
+# 5 s at 24 fps: slow enough that an object approaching for a second moves the range by a tenth
+# of what per-image normalisation does; scene cuts reset it, so it need not adapt fast.
+DEFAULT_TIME_CONSTANT = 120.0
+# Mean absolute change of the per-image normalised depth (0..1) between two frames: motion within
+# a shot stays well below it, a cut to another shot is far above it.
+DEFAULT_CUT_THRESHOLD = 0.25
+PERCENTILE_RANGE = (0.0, 50.0)  # per end, upper bound excluded
+
+
+def check_sequence_options(
+    mode: str, time_constant: float, percentile: float, cut_threshold: float | None
+) -> tuple[str, float, float, float | None]:
+    """Validate the normalisation options; ValueError naming the option otherwise."""
+    if mode not in NORMALISE_MODES:
+        raise ValueError(f"normalise: expected one of {', '.join(NORMALISE_MODES)}, got {mode!r}")
+    time_constant = _number("time_constant", time_constant)
+    if time_constant <= 0:
+        raise ValueError(f"time_constant: expected a number of frames above 0, got {time_constant:g}")
+    percentile = _number("percentile", percentile)
+    if not PERCENTILE_RANGE[0] <= percentile < PERCENTILE_RANGE[1]:
+        raise ValueError(
+            f"percentile: expected 0 <= percentile < 50 (percent cut at each end, e.g. 0.5 keeps 0.5..99.5 %), "
+            f"got {percentile:g}"
+        )
+    if cut_threshold is not None:
+        cut_threshold = _number("cut_threshold", cut_threshold)
+        if not 0.0 <= cut_threshold <= 1.0:
+            raise ValueError(f"cut_threshold: expected 0..1 (or None for no cut detection), got {cut_threshold:g}")
+    return mode, time_constant, percentile, cut_threshold
+
+
+def _number(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _frames(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple[int, int]) -> list[torch.Tensor]:
+    """Each item ([h, w], [B, h, w] or [B, 1, h, w]; a batch is B frames) -> [1, 1, h, w] at latent size."""
+    items = [depths] if isinstance(depths, torch.Tensor) else list(depths)
+    frames: list[torch.Tensor] = []
+    for index, item in enumerate(items):
+        resized = resize_depth(item, latent_size, name=f"depths[{index}]")
+        frames.extend(resized.split(1))
+    if not frames:
+        raise ValueError("depths: no frames given")
+    return frames
+
+
+def _rank(percentile: float, count: int) -> int:
+    """0-based rank of the lower bound: floor(p/100 * n), exactly (nearest rank, no interpolation).
+
+    Exact ranks keep a repeated frame's pooled range equal to its own range (static sequences).
+    """
+    return int(Fraction(percentile) * count // 100)
+
+
+def _bounds(values: torch.Tensor, percentile: float) -> tuple[float, float]:
+    flat = values.reshape(-1)
+    if percentile == 0.0:
+        return float(flat.amin()), float(flat.amax())
+    rank = _rank(percentile, flat.numel())
+    low = flat.kthvalue(rank + 1).values
+    high = flat.kthvalue(flat.numel() - rank).values
+    return float(low), float(high)
+
+
+def cut_scores(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple[int, int]) -> list[float]:
+    """Per frame, the mean absolute change of its per-image normalised depth (0..1) from the frame
+    before (0 for the first): independent of each frame's depth scale, so a cut shows as a jump."""
+    return _cut_scores(_frames(depths, _check_size(latent_size, "latent_size")))
+
+
+def _cut_scores(frames: list[torch.Tensor]) -> list[float]:
+    units = [rescale_per_image(frame.to(torch.float64), 0.0, 1.0) for frame in frames]
+    return [0.0] + [float((after - before).abs().mean()) for before, after in zip(units, units[1:], strict=False)]
+
+
+def scene_cuts(
+    depths: torch.Tensor | Iterable[torch.Tensor],
+    latent_size: tuple[int, int],
+    threshold: float | None = DEFAULT_CUT_THRESHOLD,
+) -> list[int]:
+    """Indices of the frames that start a new shot (always including 0)."""
+    check_sequence_options("smoothed", 1.0, 0.0, threshold)
+    return _cuts(cut_scores(depths, latent_size), threshold)
+
+
+def _cuts(scores: list[float], threshold: float | None) -> list[int]:
+    if threshold is None:
+        return [0]
+    return [0] + [index for index, score in enumerate(scores) if index > 0 and score > threshold]
+
+
+def _combine(
+    bounds: list[tuple[float, float]], mode: str, time_constant: float, cuts: list[int], pooled: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """Per-frame (low, high) -> the range each frame is normalised with, for one mode."""
+    if mode == "per image":
+        return list(bounds)
+    if mode == "shared":
+        return [pooled] * len(bounds)
+    rate = -math.expm1(-1.0 / time_constant)  # 1 - exp(-1/tau): a step decays by 1/e in tau frames
+    starts = set(cuts)
+    smoothed: list[tuple[float, float]] = []
+    low = high = 0.0
+    for index, (frame_low, frame_high) in enumerate(bounds):
+        if index in starts:
+            low, high = frame_low, frame_high
+        else:
+            low += rate * (frame_low - low)
+            high += rate * (frame_high - high)
+            high = max(high, low)  # rounding must not cross them
+        smoothed.append((low, high))
+    return smoothed
+
+
+def sequence_ranges(
+    depths: torch.Tensor | Iterable[torch.Tensor],
+    latent_size: tuple[int, int],
+    settings: DepthSettings | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    mode: str = "per image",
+    time_constant: float = DEFAULT_TIME_CONSTANT,
+    percentile: float = 0.0,
+    cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
+) -> list[DepthRange]:
+    """One `DepthRange` per frame, in order, for `depth_to_conditioning(..., depth_range=...)`.
+
+    `depths`: the raw depth of every frame (white = near), as given to `depth_to_conditioning`; a
+    tensor with a batch dimension counts as that many frames. `latent_size`, `settings` and
+    `image_size` must be those of the conditioning (the ranges are measured at that size, after
+    those edits). `percentile` cuts that percent at each end of the range (0.5 keeps 0.5..99.5 %;
+    pooled over all frames for `shared`), so an outlier pixel or frame does not compress the rest;
+    0 is the exact min/max. `time_constant` (frames) and `cut_threshold` (see `scene_cuts`; None:
+    never reset) only matter for `smoothed`.
+    """
+    mode, time_constant, percentile, cut_threshold = check_sequence_options(
+        mode, time_constant, percentile, cut_threshold
+    )
+    latent_size = _check_size(latent_size, "latent_size")
+    settings = _check_settings(settings)
+    if image_size is not None:
+        image_size = _check_size(image_size, "image_size")
+    key = conditioning_key(latent_size, settings, image_size)
+    frames = _frames(depths, latent_size)
+    cuts = _cuts(_cut_scores(frames), cut_threshold) if mode == "smoothed" else [0]
+
+    bounds = [_bounds(frame, percentile) for frame in frames]
+    pooled = _pooled(frames, bounds, percentile) if mode == "shared" else (0.0, 0.0)
+    raw = _combine(bounds, mode, time_constant, cuts, pooled)
+    if not settings.has_edits:
+        return [DepthRange(low, high, computed_for=key) for low, high in raw]
+
+    edited_frames = [
+        edit_resized(frame, latent_size, settings, image_size, DepthRange(low, high))
+        for frame, (low, high) in zip(frames, raw, strict=True)
+    ]
+    edited_bounds = [_bounds(frame, 0.0) for frame in edited_frames]
+    edited_pooled = _pooled(edited_frames, edited_bounds, 0.0) if mode == "shared" else (0.0, 0.0)
+    edited = _combine(edited_bounds, mode, time_constant, cuts, edited_pooled)
+    return [
+        DepthRange(low, high, edited_low, edited_high, computed_for=key)
+        for (low, high), (edited_low, edited_high) in zip(raw, edited, strict=True)
+    ]
+
+
+def _pooled(frames: list[torch.Tensor], bounds: list[tuple[float, float]], percentile: float) -> tuple[float, float]:
+    """The range of all frames' values together."""
+    if percentile == 0.0:
+        return min(low for low, _ in bounds), max(high for _, high in bounds)
+    values = torch.cat([frame.reshape(-1).to(torch.float64) for frame in frames])
+    return _bounds(values, percentile)
