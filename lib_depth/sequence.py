@@ -6,7 +6,7 @@ then each frame's conditioning is `depth_to_conditioning(..., depth_range=ranges
 - `per image`: each frame's own min..max (what the model was trained on; the default).
 - `shared`: one range for the whole sequence.
 - `smoothed`: an online range that follows the frames with a time constant (in frames), reset at
-  scene cuts (a large change of the normalised depth from one frame to the next).
+  scene cuts (the depth's layout changes from one frame to the next, see `cut_scores`).
 
 Ranges are measured where the conditioning applies them: on the depth at latent size (before the
 edits) and again on the edited depth (after invert, levels, gamma, blur), so both per-image rescales
@@ -27,8 +27,8 @@ from .conditioning import (
     _check_settings,
     _check_size,
     conditioning_key,
+    depth_to_conditioning,
     edit_resized,
-    rescale_per_image,
     resize_depth,
 )
 from .settings import DepthSettings
@@ -39,18 +39,19 @@ __all__ = [
     "NORMALISE_MODES",
     "DepthRange",
     "check_sequence_options",
+    "conditioning_sequence",
     "cut_scores",
     "scene_cuts",
     "sequence_ranges",
 ]
 
 NORMALISE_MODES = ("per image", "shared", "smoothed")
-# 5 s at 24 fps: slow enough that an object approaching for a second moves the range by a tenth
-# of what per-image normalisation does; scene cuts reset it, so it need not adapt fast.
-DEFAULT_TIME_CONSTANT = 120.0
-# Mean absolute change of the per-image normalised depth (0..1) between two frames: motion within
-# a shot stays well below it, a cut to another shot is far above it.
-DEFAULT_CUT_THRESHOLD = 0.25
+# 10 s at 24 fps: within a shot the range barely moves (an object approaching for a second moves it
+# by a tenth or less of what per-image normalisation does); scene cuts reset it, so it need not adapt fast.
+DEFAULT_TIME_CONSTANT = 240.0
+# See `cut_scores`: motion within a shot scores a few hundredths, a cut to an unrelated shot about 0.5
+# (a correlation of the two frames' depth below 0.7 is a cut).
+DEFAULT_CUT_THRESHOLD = 0.15
 PERCENTILE_RANGE = (0.0, 50.0)  # per end, upper bound excluded
 
 
@@ -113,14 +114,31 @@ def _bounds(values: torch.Tensor, percentile: float) -> tuple[float, float]:
 
 
 def cut_scores(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple[int, int]) -> list[float]:
-    """Per frame, the mean absolute change of its per-image normalised depth (0..1) from the frame
-    before (0 for the first): independent of each frame's depth scale, so a cut shows as a jump."""
+    """Per frame, how much its depth changed from the frame before, 0..1 (0 for the first frame).
+
+    (1 - correlation) / 2 of the two frames' depth at latent size: blind to a change of depth scale or
+    offset (which normalisation handles), so only a change of the scene's layout counts; unrelated
+    shots score about 0.5, motion within a shot a few hundredths.
+    """
     return _cut_scores(_frames(depths, _check_size(latent_size, "latent_size")))
 
 
 def _cut_scores(frames: list[torch.Tensor]) -> list[float]:
-    units = [rescale_per_image(frame.to(torch.float64), 0.0, 1.0) for frame in frames]
-    return [0.0] + [float((after - before).abs().mean()) for before, after in zip(units, units[1:], strict=False)]
+    centred = []
+    for frame in frames:
+        values = frame.reshape(-1).to(torch.float64)
+        values = values - values.mean()
+        peak = float(values.abs().max())
+        centred.append(values / peak if peak > 0 else values)  # unit scale: no overflow or underflow below
+    scores = [0.0]
+    for before, after in zip(centred, centred[1:], strict=False):
+        norms = float(before.norm()) * float(after.norm())
+        if norms > 0:
+            correlation = float(before @ after) / norms
+        else:
+            correlation = 1.0 if float(before.norm()) == float(after.norm()) else 0.0  # flat: same if both flat
+        scores.append(min(1.0, max(0.0, (1.0 - correlation) / 2.0)))
+    return scores
 
 
 def scene_cuts(
@@ -219,3 +237,43 @@ def _pooled(frames: list[torch.Tensor], bounds: list[tuple[float, float]], perce
         return min(low for low, _ in bounds), max(high for _, high in bounds)
     values = torch.cat([frame.reshape(-1).to(torch.float64) for frame in frames])
     return _bounds(values, percentile)
+
+
+def conditioning_sequence(
+    depths: torch.Tensor | Iterable[torch.Tensor],
+    latent_size: tuple[int, int],
+    settings: DepthSettings | None = None,
+    *,
+    image_size: tuple[int, int] | None = None,
+    mode: str = "per image",
+    time_constant: float = DEFAULT_TIME_CONSTANT,
+    percentile: float = 0.0,
+    cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> list[torch.Tensor]:
+    """Both passes at once (all frames in memory): each frame's [1, 1, h, w] conditioning in [-1, 1]."""
+    frames = [frame for item in ([depths] if isinstance(depths, torch.Tensor) else depths) for frame in _split(item)]
+    ranges = sequence_ranges(
+        frames,
+        latent_size,
+        settings,
+        image_size=image_size,
+        mode=mode,
+        time_constant=time_constant,
+        percentile=percentile,
+        cut_threshold=cut_threshold,
+    )
+    return [
+        depth_to_conditioning(
+            frame, latent_size, settings, image_size=image_size, dtype=dtype, device=device, depth_range=r
+        )
+        for frame, r in zip(frames, ranges, strict=True)
+    ]
+
+
+def _split(item: torch.Tensor) -> list[torch.Tensor]:
+    """A batch [B, ...] is B frames; [h, w] is one."""
+    if isinstance(item, torch.Tensor) and item.ndim >= 3:
+        return list(item.split(1))
+    return [item]
