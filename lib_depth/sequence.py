@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_TIME_CONSTANT",
     "NORMALISE_MODES",
     "DepthRange",
+    "SmoothedRanges",
     "check_sequence_options",
     "conditioning_sequence",
     "cut_scores",
@@ -123,22 +124,26 @@ def cut_scores(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple
     return _cut_scores(_frames(depths, _check_size(latent_size, "latent_size")))
 
 
+def _centred(frame: torch.Tensor) -> torch.Tensor:
+    """A frame's depth, mean removed, at unit scale (float64: no overflow or underflow in the sums)."""
+    values = frame.reshape(-1).to(torch.float64)
+    values = values - values.mean()
+    peak = float(values.abs().max())
+    return values / peak if peak > 0 else values
+
+
+def _cut_score(before: torch.Tensor, after: torch.Tensor) -> float:
+    norms = float(before.norm()) * float(after.norm())
+    if norms > 0:
+        correlation = float(before @ after) / norms
+    else:
+        correlation = 1.0 if float(before.norm()) == float(after.norm()) else 0.0  # flat: same if both flat
+    return min(1.0, max(0.0, (1.0 - correlation) / 2.0))
+
+
 def _cut_scores(frames: list[torch.Tensor]) -> list[float]:
-    centred = []
-    for frame in frames:
-        values = frame.reshape(-1).to(torch.float64)
-        values = values - values.mean()
-        peak = float(values.abs().max())
-        centred.append(values / peak if peak > 0 else values)  # unit scale: no overflow or underflow below
-    scores = [0.0]
-    for before, after in zip(centred, centred[1:], strict=False):
-        norms = float(before.norm()) * float(after.norm())
-        if norms > 0:
-            correlation = float(before @ after) / norms
-        else:
-            correlation = 1.0 if float(before.norm()) == float(after.norm()) else 0.0  # flat: same if both flat
-        scores.append(min(1.0, max(0.0, (1.0 - correlation) / 2.0)))
-    return scores
+    centred = [_centred(frame) for frame in frames]
+    return [0.0] + [_cut_score(before, after) for before, after in zip(centred, centred[1:], strict=False)]
 
 
 def scene_cuts(
@@ -157,27 +162,75 @@ def _cuts(scores: list[float], threshold: float | None) -> list[int]:
     return [0] + [index for index, score in enumerate(scores) if index > 0 and score > threshold]
 
 
-def _combine(
-    bounds: list[tuple[float, float]], mode: str, time_constant: float, cuts: list[int], pooled: tuple[float, float]
-) -> list[tuple[float, float]]:
-    """Per-frame (low, high) -> the range each frame is normalised with, for one mode."""
-    if mode == "per image":
-        return list(bounds)
-    if mode == "shared":
-        return [pooled] * len(bounds)
-    rate = -math.expm1(-1.0 / time_constant)  # 1 - exp(-1/tau): a step decays by 1/e in tau frames
-    starts = set(cuts)
-    smoothed: list[tuple[float, float]] = []
-    low = high = 0.0
-    for index, (frame_low, frame_high) in enumerate(bounds):
-        if index in starts:
-            low, high = frame_low, frame_high
-        else:
-            low += rate * (frame_low - low)
-            high += rate * (frame_high - high)
-            high = max(high, low)  # rounding must not cross them
-        smoothed.append((low, high))
-    return smoothed
+def _combine(bounds: list[tuple[float, float]], mode: str, pooled: tuple[float, float]) -> list[tuple[float, float]]:
+    """Per-frame (low, high) -> the range each frame is normalised with (per image or shared)."""
+    return list(bounds) if mode == "per image" else [pooled] * len(bounds)
+
+
+def _follow(current: tuple[float, float], frame: tuple[float, float], rate: float) -> tuple[float, float]:
+    """One step of the smoothed range towards a frame's own range."""
+    low = current[0] + rate * (frame[0] - current[0])
+    high = current[1] + rate * (frame[1] - current[1])
+    return low, max(high, low)  # rounding must not cross them
+
+
+class SmoothedRanges:
+    """The `smoothed` ranges one frame at a time, in order: for callers that cannot gather the frames
+    first (the img2img Batch tab calls the generation once per frame). Each frame's range depends only
+    on the frames before it, so this gives exactly `sequence_ranges(..., mode="smoothed")`.
+    """
+
+    def __init__(
+        self,
+        latent_size: tuple[int, int],
+        settings: DepthSettings | None = None,
+        *,
+        image_size: tuple[int, int] | None = None,
+        time_constant: float = DEFAULT_TIME_CONSTANT,
+        percentile: float = 0.0,
+        cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
+    ) -> None:
+        _, time_constant, self.percentile, self.cut_threshold = check_sequence_options(
+            "smoothed", time_constant, percentile, cut_threshold
+        )
+        self.latent_size = _check_size(latent_size, "latent_size")
+        self.settings = _check_settings(settings)
+        self.image_size = _check_size(image_size, "image_size") if image_size is not None else None
+        self.key = conditioning_key(self.latent_size, self.settings, self.image_size)
+        self.rate = -math.expm1(-1.0 / time_constant)  # 1 - exp(-1/tau): a step decays by 1/e in tau frames
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the frames so far: the next frame starts a new shot."""
+        self._previous: torch.Tensor | None = None
+        self._raw = (0.0, 0.0)
+        self._edited = (0.0, 0.0)
+        self.frames = 0
+        self.last_was_cut = False
+
+    def next(self, depth: torch.Tensor) -> DepthRange:
+        """The range for the next frame's raw depth ([h, w], [1, h, w] or [1, 1, h, w])."""
+        frame = resize_depth(depth, self.latent_size, name=f"depth of frame {self.frames + 1}")
+        if frame.shape[0] != 1:
+            raise ValueError(f"depth of frame {self.frames + 1}: expected one frame, got a batch of {frame.shape[0]}")
+        return self._next_resized(frame)
+
+    def _next_resized(self, frame: torch.Tensor) -> DepthRange:
+        centred = _centred(frame)
+        cut = self._previous is None or (
+            self.cut_threshold is not None and _cut_score(self._previous, centred) > self.cut_threshold
+        )
+        self._previous = centred
+        self.frames += 1
+        self.last_was_cut = cut
+        bounds = _bounds(frame, self.percentile)
+        self._raw = bounds if cut else _follow(self._raw, bounds, self.rate)
+        if not self.settings.has_edits:
+            return DepthRange(*self._raw, computed_for=self.key)
+        edited = edit_resized(frame, self.latent_size, self.settings, self.image_size, DepthRange(*self._raw))
+        edited_bounds = _bounds(edited, 0.0)
+        self._edited = edited_bounds if cut else _follow(self._edited, edited_bounds, self.rate)
+        return DepthRange(*self._raw, *self._edited, computed_for=self.key)
 
 
 def sequence_ranges(
@@ -210,21 +263,29 @@ def sequence_ranges(
         image_size = _check_size(image_size, "image_size")
     key = conditioning_key(latent_size, settings, image_size)
     frames = _frames(depths, latent_size)
-    cuts = _cuts(_cut_scores(frames), cut_threshold) if mode == "smoothed" else [0]
+    if mode == "smoothed":
+        smoother = SmoothedRanges(
+            latent_size,
+            settings,
+            image_size=image_size,
+            time_constant=time_constant,
+            percentile=percentile,
+            cut_threshold=cut_threshold,
+        )
+        return [smoother._next_resized(frame) for frame in frames]
 
     bounds = [_bounds(frame, percentile) for frame in frames]
     pooled = _pooled(frames, bounds, percentile) if mode == "shared" else (0.0, 0.0)
-    raw = _combine(bounds, mode, time_constant, cuts, pooled)
+    raw = _combine(bounds, mode, pooled)
     if not settings.has_edits:
         return [DepthRange(low, high, computed_for=key) for low, high in raw]
 
-    edited_frames = [
-        edit_resized(frame, latent_size, settings, image_size, DepthRange(low, high))
+    edited_bounds = [  # exact min/max: the percentile already clipped the raw range
+        _bounds(edit_resized(frame, latent_size, settings, image_size, DepthRange(low, high)), 0.0)
         for frame, (low, high) in zip(frames, raw, strict=True)
     ]
-    edited_bounds = [_bounds(frame, 0.0) for frame in edited_frames]
-    edited_pooled = _pooled(edited_frames, edited_bounds, 0.0) if mode == "shared" else (0.0, 0.0)
-    edited = _combine(edited_bounds, mode, time_constant, cuts, edited_pooled)
+    edited_pooled = (min(low for low, _ in edited_bounds), max(high for _, high in edited_bounds))
+    edited = _combine(edited_bounds, mode, edited_pooled)
     return [
         DepthRange(low, high, edited_low, edited_high, computed_for=key)
         for (low, high), (edited_low, edited_high) in zip(raw, edited, strict=True)

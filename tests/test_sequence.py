@@ -17,6 +17,7 @@ from lib_depth.pairing import expand_image_inputs
 from lib_depth.sequence import (
     DEFAULT_CUT_THRESHOLD,
     NORMALISE_MODES,
+    SmoothedRanges,
     conditioning_sequence,
     cut_scores,
     scene_cuts,
@@ -259,3 +260,20 @@ def test_degenerate_sequences_never_give_nan():
             )
             for conditioning in conditionings:
                 assert torch.isfinite(conditioning).all() and conditioning.abs().max() <= 1.0, (mode, settings)
+
+
+@pytest.mark.parametrize("settings", [DepthSettings(), EDITS], ids=["no edits", "edits"])
+def test_frame_by_frame_smoothing_equals_the_whole_sequence(settings):
+    sequence = [torch.from_numpy(m) for m in approaching_object(6, 128, 128) + other_shot(4, 128, 128)]
+    options = {"time_constant": 3.0, "percentile": 0.5}
+    whole = sequence_ranges(sequence, (16, 16), settings, mode="smoothed", **options)
+    online = SmoothedRanges((16, 16), settings, **options)
+    cuts = []
+    for index, depth in enumerate(sequence):
+        assert online.next(depth) == whole[index]
+        cuts.append(online.last_was_cut)
+    assert [index for index, cut in enumerate(cuts) if cut] == scene_cuts(sequence, (16, 16))
+    online.reset()
+    assert online.next(sequence[3]) == sequence_ranges([sequence[3]], (16, 16), settings, **options)[0]
+    with pytest.raises(ValueError, match="expected one frame, got a batch of 2"):
+        online.next(torch.stack(sequence[:2]))
