@@ -8,6 +8,7 @@ keep their meaning and a frame whose range equals its own min/max gets exactly t
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,19 +156,19 @@ def as_depth_batch(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
     return check_finite(depth.to(torch.float32), name)
 
 
-def _check_size(value: Any, name: str) -> tuple[int, int]:
+def check_size_argument(value: Any, name: str) -> tuple[int, int]:
     """A (height, width) pair of positive whole numbers, else a ValueError naming the argument."""
     if isinstance(value, torch.Size):
         value = tuple(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         raise ValueError(f"{name}: expected (height, width), got {value!r}")
     for side in value:
-        if isinstance(side, bool) or not isinstance(side, int) or side <= 0:
+        if isinstance(side, bool) or not isinstance(side, numbers.Integral) or side <= 0:
             raise ValueError(f"{name}: expected two positive whole numbers (height, width), got {tuple(value)!r}")
     return int(value[0]), int(value[1])
 
 
-def _check_settings(settings: Any) -> DepthSettings:
+def check_settings_argument(settings: Any) -> DepthSettings:
     if settings is None:
         return DepthSettings()
     if not isinstance(settings, DepthSettings):
@@ -177,7 +178,7 @@ def _check_settings(settings: Any) -> DepthSettings:
 
 def resize_depth(depth: torch.Tensor, latent_size: tuple[int, int], name: str = "depth") -> torch.Tensor:
     """Raw depth -> [B, 1, h, w] at latent size (bicubic), float32, or float64 for huge values."""
-    latent_size = _check_size(latent_size, "latent_size")
+    latent_size = check_size_argument(latent_size, "latent_size")
     depth = as_depth_batch(depth, name)
     if float(depth.abs().amax()) > _HUGE:
         depth = depth.to(torch.float64)
@@ -188,8 +189,8 @@ def conditioning_key(
     latent_size: tuple[int, int], settings: DepthSettings | None = None, image_size: tuple[int, int] | None = None
 ) -> tuple:
     """What a measured `DepthRange` depends on: the latent size and the edits (blur at that size)."""
-    latent_size = _check_size(latent_size, "latent_size")
-    settings = _check_settings(settings)
+    latent_size = check_size_argument(latent_size, "latent_size")
+    settings = check_settings_argument(settings)
     if not settings.has_edits:
         return (latent_size, None)
     edits = (settings.invert, settings.near, settings.far, settings.gamma)
@@ -197,7 +198,7 @@ def conditioning_key(
 
 
 def _blur_samples(settings: DepthSettings, latent_size: tuple[int, int], image_size: tuple[int, int] | None) -> float:
-    image_height = _check_size(image_size, "image_size")[0] if image_size is not None else 8 * latent_size[0]
+    image_height = check_size_argument(image_size, "image_size")[0] if image_size is not None else 8 * latent_size[0]
     return settings.blur / (image_height / latent_size[0])
 
 
@@ -230,10 +231,10 @@ def depth_to_conditioning(
     `depth_range` (from `sequence.sequence_ranges`) normalises every image of the batch with it.
     Every accepted input gives finite values in [-1, 1].
     """
-    latent_size = _check_size(latent_size, "latent_size")
-    settings = _check_settings(settings)
+    latent_size = check_size_argument(latent_size, "latent_size")
+    settings = check_settings_argument(settings)
     if image_size is not None:
-        image_size = _check_size(image_size, "image_size")
+        image_size = check_size_argument(image_size, "image_size")
     if depth_range is not None:
         if not isinstance(depth_range, DepthRange):
             raise ValueError(f"depth_range: expected DepthRange or None, got {type(depth_range).__name__}")

@@ -24,8 +24,8 @@ import torch
 
 from .conditioning import (
     DepthRange,
-    _check_settings,
-    _check_size,
+    check_settings_argument,
+    check_size_argument,
     conditioning_key,
     depth_to_conditioning,
     edit_resized,
@@ -121,7 +121,7 @@ def cut_scores(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple
     offset (which normalisation handles), so only a change of the scene's layout counts; unrelated
     shots score about 0.5, motion within a shot a few hundredths.
     """
-    return _cut_scores(_frames(depths, _check_size(latent_size, "latent_size")))
+    return _cut_scores(_frames(depths, check_size_argument(latent_size, "latent_size")))
 
 
 def _centred(frame: torch.Tensor) -> torch.Tensor:
@@ -193,9 +193,9 @@ class SmoothedRanges:
         _, time_constant, self.percentile, self.cut_threshold = check_sequence_options(
             "smoothed", time_constant, percentile, cut_threshold
         )
-        self.latent_size = _check_size(latent_size, "latent_size")
-        self.settings = _check_settings(settings)
-        self.image_size = _check_size(image_size, "image_size") if image_size is not None else None
+        self.latent_size = check_size_argument(latent_size, "latent_size")
+        self.settings = check_settings_argument(settings)
+        self.image_size = check_size_argument(image_size, "image_size") if image_size is not None else None
         self.key = conditioning_key(self.latent_size, self.settings, self.image_size)
         self.rate = -math.expm1(-1.0 / time_constant)  # 1 - exp(-1/tau): a step decays by 1/e in tau frames
         self.reset()
@@ -257,10 +257,10 @@ def sequence_ranges(
     mode, time_constant, percentile, cut_threshold = check_sequence_options(
         mode, time_constant, percentile, cut_threshold
     )
-    latent_size = _check_size(latent_size, "latent_size")
-    settings = _check_settings(settings)
+    latent_size = check_size_argument(latent_size, "latent_size")
+    settings = check_settings_argument(settings)
     if image_size is not None:
-        image_size = _check_size(image_size, "image_size")
+        image_size = check_size_argument(image_size, "image_size")
     key = conditioning_key(latent_size, settings, image_size)
     frames = _frames(depths, latent_size)
     if mode == "smoothed":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 import torch
 
@@ -140,3 +141,4 @@ def test_latent_size_accepts_torch_size_and_lists():
     expected = depth_to_conditioning(depth, (8, 8))
     assert torch.equal(depth_to_conditioning(depth, torch.Size([8, 8])), expected)
     assert torch.equal(depth_to_conditioning(depth, [8, 8]), expected)
+    assert torch.equal(depth_to_conditioning(depth, (np.int64(8), np.int32(8))), expected)
