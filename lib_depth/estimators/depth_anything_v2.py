@@ -29,7 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..estimate import cubic_resize
+from ..validation import check_image_batch
+
 PATCH_SIZE = 14
+DAV2_NET_SIZE = 518
 TRAINED_GRID = 37  # 518 / 14
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -274,3 +278,37 @@ def build_depth_anything_v2(encoder: str, pos_embed_mode: PosEmbedMode = "origin
     if encoder not in CONFIGS:
         raise ValueError(f"Depth Anything V2: unknown encoder {encoder!r}; choose one of {sorted(CONFIGS)}")
     return DepthAnythingV2(CONFIGS[encoder], pos_embed_mode).eval()
+
+
+def dav2_input_size(height: int, width: int, resolution: int = DAV2_NET_SIZE) -> tuple[int, int]:
+    """(height, width) of the model input: the reference "lower_bound" keep-aspect rule.
+
+    Scale so that the shorter side reaches `resolution`, round each side to a multiple of 14
+    (half to even, as numpy does) and round up instead where that falls below `resolution`.
+    """
+    scale_h = resolution / height
+    scale_w = resolution / width
+    if scale_w > scale_h:
+        scale_h = scale_w
+    else:
+        scale_w = scale_h
+    return _lower_bound_multiple(scale_h * height, resolution), _lower_bound_multiple(scale_w * width, resolution)
+
+
+def _lower_bound_multiple(value: float, minimum: int) -> int:
+    rounded = int(round(value / PATCH_SIZE)) * PATCH_SIZE
+    return rounded if rounded >= minimum else math.ceil(value / PATCH_SIZE) * PATCH_SIZE
+
+
+def prepare_dav2_input(images: torch.Tensor, resolution: int = DAV2_NET_SIZE) -> torch.Tensor:
+    """[B, 3, H, W] images in [-1, 1], any float dtype and device -> Depth Anything V2 input.
+
+    Float32 [B, 3, h, w] on the images' device: the reference's cv2 INTER_CUBIC resize (here as
+    float32 matrix products) to `dav2_input_size`, then ImageNet mean/std.
+    """
+    check_image_batch(images)
+    unit = (images.to(torch.float32) + 1.0) * 0.5
+    resized = cubic_resize(unit, dav2_input_size(*images.shape[-2:], resolution))
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (resized - mean) / std
