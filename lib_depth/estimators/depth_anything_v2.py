@@ -148,6 +148,12 @@ class DinoV2(nn.Module):
         if rows == grid and cols == grid:
             return self.pos_embed.to(dtype)
         pos = self.pos_embed.float()
+        if pos.device.type == "mps":  # bicubic resampling is missing from some MPS builds; 37x37 is cheap on the CPU
+            return self._resample(pos.cpu(), rows, cols).to(device=pos.device, dtype=dtype)
+        return self._resample(pos, rows, cols).to(dtype)
+
+    def _resample(self, pos: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+        grid = self.pos_grid
         patches = pos[:, 1:].reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
         if self.pos_embed_mode == "original":
             scale = ((rows + 0.1) / math.sqrt(grid * grid), (cols + 0.1) / math.sqrt(grid * grid))
@@ -157,7 +163,7 @@ class DinoV2(nn.Module):
         if patches.shape[-2:] != (rows, cols):
             raise RuntimeError(f"position embedding resampled to {tuple(patches.shape[-2:])}, expected {(rows, cols)}")
         patches = patches.permute(0, 2, 3, 1).reshape(1, rows * cols, -1)
-        return torch.cat((pos[:, :1], patches), dim=1).to(dtype)
+        return torch.cat((pos[:, :1], patches), dim=1)
 
     def forward(self, x: torch.Tensor, layer_indices: tuple[int, ...]) -> list[torch.Tensor]:
         rows, cols = x.shape[-2] // PATCH_SIZE, x.shape[-1] // PATCH_SIZE
