@@ -161,6 +161,22 @@ def test_original_layout_file_gives_the_same_numbers(tiny, tmp_path):
         assert not torch.allclose(release(pixels(196, 280)), from_hf(pixels(196, 280)))
 
 
+
+def test_legacy_and_wrapped_pth_files_load(tiny, tmp_path):
+    """Not every .pth can be memory-mapped (pre-zip format), and some wrap the state dict."""
+    hf, state, _ = tiny
+    original, _ = hf_to_original(state)
+    legacy = tmp_path / "legacy.pth"
+    torch.save(original, legacy, _use_new_zipfile_serialization=False)
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"model": original}, wrapped)
+    x = pixels(196, 196, seed=6)
+    with torch.no_grad():
+        expected = hf(pixel_values=x).predicted_depth
+        for path in (legacy, wrapped):
+            model = load_depth_anything_v2(path, config=TINY, pos_embed_mode="transformers")
+            assert close(model(x)[:, 0], expected) < 1e-4
+
 def test_key_table_round_trips_and_covers_every_released_size():
     for encoder, sizes in HF_SIZES.items():
         with torch.device("meta"):
