@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 import torch
 from conftest import CountingModule
@@ -68,9 +69,12 @@ def test_resolution_validation(name, good, bad):
     for resolution in bad:
         with pytest.raises(ValueError, match=f"depth resolution {resolution} is not available for {name}: use "):
             spec.check_resolution(resolution)
-    for wrong_type in ("518", 518.0, True):
+    for wrong_type in ("518", 518.5, True, None.__class__):
         with pytest.raises(ValueError, match="expected a whole number of pixels"):
             spec.check_resolution(wrong_type)
+    value = spec.check_resolution(float(spec.default_resolution))  # a slider's 518.0
+    assert value == spec.default_resolution and type(value) is int
+    assert type(spec.check_resolution(np.int64(good[0]))) is int
 
 
 def test_bad_resolution_fails_when_the_estimator_is_made():

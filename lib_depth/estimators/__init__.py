@@ -8,6 +8,7 @@ file, the WebUI already holds it as `sd_model.depth_model`.
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ class WeightsFile:
     hub_repo: str
     hub_path: str
     layout: str  # "original" (release .pth) or "hf" (transformers safetensors)
-    size: int | None
+    size: int | None  # bytes
     sha256: str | None
 
     @property
@@ -59,8 +60,11 @@ class EstimatorSpec:
         """`resolution` (None = the default) if this estimator takes it, else a ValueError saying what it takes."""
         if resolution is None:
             return self.default_resolution
-        if isinstance(resolution, bool) or not isinstance(resolution, int):
+        if isinstance(resolution, float) and resolution.is_integer():
+            resolution = int(resolution)  # a UI slider or JSON may send 518.0
+        if isinstance(resolution, bool) or not isinstance(resolution, numbers.Integral):
             raise ValueError(f"depth resolution: expected a whole number of pixels, got {resolution!r}")
+        resolution = int(resolution)
         if resolution not in self.allowed_resolutions:
             raise ValueError(
                 f"depth resolution {resolution} is not available for {self.name}: use {self.resolution_rule} "
