@@ -152,3 +152,21 @@ def test_find_weights_looks_in_models_depth2img(tmp_path):
     assert find_weights(tmp_path, "depth-anything-v2-base") is None
     assert find_weights(tmp_path, "dpt-hybrid") is None
     assert set(ESTIMATORS) == set(ESTIMATOR_NAMES)
+
+
+def test_depth_anything_v2_feeds_the_conditioning_like_dpt_hybrid(scene_batch):
+    """The real network (small random config) through DepthEstimator into depth_to_conditioning."""
+    from lib_depth import depth_to_conditioning
+    from lib_depth.estimators.depth_anything_v2 import DAv2Config, DepthAnythingV2
+
+    torch.manual_seed(0)
+    model = DepthAnythingV2(DAv2Config("tiny", 32, 4, 2, 16, (8, 16, 24, 32), (0, 1, 2, 3), head_features=8)).eval()
+    with torch.no_grad():
+        model.depth_head.scratch.output_conv2[2].bias.fill_(2.0)  # keep the last ReLU from flattening the map
+    images = scene_batch(320, 256, seeds=(1, 2)).half()
+    depth = DepthEstimator(model.bfloat16(), estimator="depth-anything-v2-small", resolution=182).estimate(images)
+    assert depth.shape == (2, 1, 182, 224) and depth.dtype == torch.float32
+    conditioning = depth_to_conditioning(depth, (32, 40))
+    assert conditioning.shape == (2, 1, 32, 40) and torch.isfinite(conditioning).all()
+    for index in range(2):  # per-image normalisation spans [-1, 1]
+        assert conditioning[index].min() == -1 and conditioning[index].max() == 1
