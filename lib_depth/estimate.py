@@ -23,14 +23,14 @@ MIDAS_MULTIPLE_OF = 32
 _CUBIC_A = np.float32(-0.75)  # OpenCV's INTER_CUBIC kernel parameter
 
 
-def midas_input_size(height: int, width: int) -> tuple[int, int]:
+def midas_input_size(height: int, width: int, resolution: int = MIDAS_NET_SIZE) -> tuple[int, int]:
     """(height, width) of the DPT-Hybrid input: the reference "minimal" rule.
 
-    Keep the aspect ratio, scale as little as possible towards 384, round each side to a multiple
-    of 32 (half to even, as numpy does).
+    Keep the aspect ratio, scale as little as possible towards `resolution` (384, the trained
+    size, by default), round each side to a multiple of 32 (half to even, as numpy does).
     """
-    scale_h = MIDAS_NET_SIZE / height
-    scale_w = MIDAS_NET_SIZE / width
+    scale_h = resolution / height
+    scale_w = resolution / width
     if abs(1 - scale_w) < abs(1 - scale_h):
         scale_h = scale_w
     else:
@@ -72,16 +72,16 @@ def cubic_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return rows @ images @ cols.T
 
 
-def prepare_midas_input(images: torch.Tensor) -> torch.Tensor:
+def prepare_midas_input(images: torch.Tensor, resolution: int = MIDAS_NET_SIZE) -> torch.Tensor:
     """[B, 3, H, W] images in [-1, 1], any float dtype and device -> DPT-Hybrid input.
 
     Returns float32 [B, 3, h, w] on the images' device, normalised with mean 0.5 / std 0.5,
-    equal to the reference AddMiDaS("dpt_hybrid") output for each image.
+    equal to the reference AddMiDaS("dpt_hybrid") output for each image (at 384, its size).
     """
     check_image_batch(images)
     # float32 before any arithmetic: a half-precision image never reaches the resize.
     unit = (images.to(torch.float32) + 1.0) * 0.5
-    resized = cubic_resize(unit, midas_input_size(*images.shape[-2:]))
+    resized = cubic_resize(unit, midas_input_size(*images.shape[-2:], resolution))
     return (resized - 0.5) / 0.5
 
 
