@@ -13,17 +13,27 @@ from .settings import DepthSettings
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per command-line field of the table (fields.py), with its help and range."""
-    edits = parser.add_argument_group("depth edits (applied before normalisation, as in the WebUI)")
+    edits = parser.add_argument_group("depth settings (as in the WebUI's Depth2img accordion)")
     for f in CLI_FIELDS:
         flag = "--" + f.name.replace("_", "-")
+        help_text = f.help.replace("%", "%%")  # argparse formats help with %
         if f.kind == "bool":
-            edits.add_argument(flag, action="store_true", default=f.default, help=f.help)
-        elif f.kind == "float":
+            edits.add_argument(flag, action="store_true", default=f.default, help=help_text)
+        elif f.kind in ("float", "int"):
+            number = float if f.kind == "float" else int
+            help_text = f"{f.describe_range()}: {help_text} (default {f.default:g})"
+            edits.add_argument(flag, type=number, default=f.default, metavar="N", help=help_text)
+        else:  # a choice; "per-image" also names "per image", so no quoting is needed
             edits.add_argument(
-                flag, type=float, default=f.default, help=f"{f.describe_range()}: {f.help} (default {f.default:g})"
+                flag,
+                type=lambda text, choices=f.choices: (
+                    text.replace("-", " ") if text.replace("-", " ") in choices else text
+                ),
+                choices=f.choices,
+                default=f.default,
+                metavar="{" + ",".join(c.replace(" ", "-") for c in f.choices) + "}",
+                help=f"{help_text} (default {f.default.replace(' ', '-')})",
             )
-        else:
-            edits.add_argument(flag, choices=f.choices, default=f.default, help=f"{f.help} (default {f.default})")
 
 
 def settings_from_arguments(args: argparse.Namespace) -> DepthSettings:

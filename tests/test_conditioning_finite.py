@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from lib_depth import DepthSettings, conditioning_to_previews, depth_to_conditioning
-from lib_depth.settings import BLUR_RANGE, GAMMA_RANGE
+from lib_depth.fields import BY_NAME
+
+GAMMA_RANGE = BY_NAME["gamma"].bounds  # the accepted space comes from the field table
+BLUR_RANGE = BY_NAME["blur"].bounds
 
 FLOAT32_MAX = torch.finfo(torch.float32).max
 TINY = 5e-324  # smallest float64 subnormal: float32 rounds it to 0

@@ -65,6 +65,19 @@ _GRADIO_KWARGS = {
         "min_width",
     ),  # fmt: skip
     "Number": (*_COMMON, "elem_id", "elem_classes", "precision", "minimum", "maximum", "step"),
+    "Textbox": (
+        "lines",
+        "max_lines",
+        "placeholder",
+        *_COMMON,
+        "elem_id",
+        "autofocus",
+        "elem_classes",
+        "type",
+        "text_align",
+        "rtl",
+        "show_copy_button",
+    ),  # fmt: skip
 }
 _POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",)}
 _LISTENER_KWARGS = {

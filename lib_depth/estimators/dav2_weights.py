@@ -137,7 +137,7 @@ def original_to_hf(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def detect_layout(state: Mapping[str, torch.Tensor]) -> str:
-    """"original" or "hf", from the key prefixes; ValueError for anything else."""
+    """ "original" or "hf", from the key prefixes; ValueError for anything else."""
     prefixes = {key.split(".", 1)[0] for key in state}
     if prefixes and prefixes <= {"pretrained", "depth_head"}:
         return "original"

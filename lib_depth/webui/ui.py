@@ -22,6 +22,9 @@ LAYOUT: tuple[tuple[str, ...], ...] = (
     ("invert", "save_depth"),
     ("far", "near"),
     ("gamma", "blur"),
+    ("estimator", "resolution"),
+    ("normalise", "percentile", "time_constant"),
+    ("depth_folder", "missing_map"),
 )
 
 
@@ -34,9 +37,11 @@ def widget(f: Field, tab: str) -> Any:
     if f.kind == "bool":
         value = bool(options.read("depth2img_save_default")) if f.name == "save_depth" else f.default
         return gr.Checkbox(value, visible=visible, **common)
-    if f.kind == "float":
+    if f.kind in ("float", "int"):
         low, high = f.bounds
         return gr.Slider(low, high, value=f.default, step=f.step, visible=visible, **common)
+    if f.kind == "text":
+        return gr.Textbox(f.default, lines=1, max_lines=1, visible=visible, **common)
     if f.kind == "choice":
         return gr.Radio(list(f.choices_for(tab)), value=f.default_for(tab), visible=visible, **common)
     # the map or photo: shown where the source needs it (txt2img always, img2img for "upload")
