@@ -1,0 +1,170 @@
+"""The SD 2 depth model in lllyasviel's Forge (2.x, checked against commit dfdcbab).
+
+Forge loads 512-depth-ema as its SD 2 engine (`backend/diffusion_engine/sd20.py`: huggingface_guess
+calls a 5-channel UNet "SD20"), drops the checkpoint's `depth_model.*` (MiDaS) weights, and sends
+img2img and txt2img down its inpainting conditioning (`base.py` sets `is_inpaint` for
+in_channels > 4), which hands 9 channels to the 5-channel UNet. This module supplies what is
+missing, per generation and per object, with nothing patched globally:
+
+- `is_depth_model`: an SD 2 engine whose UNet takes 5 channels (4 latent + 1 depth);
+- the MiDaS DPT-Hybrid built from the checkpoint file's own weights, with the DPT code of
+  `lib_depth.midas` (ldm) or, where there is no ldm, Forge's own identical copy in
+  extensions-builtin/forge_legacy_preprocessors, wrapped in Forge's ModelPatcher so Forge's memory
+  management loads it (float16 where Forge says so) and offloads it after use; one per checkpoint;
+- `route_img2img_conditioning`: `p.img2img_image_conditioning` on this p only, calling the depth
+  conditioning generation.install put on p (Forge passes what it returns to the sampler as
+  `image_cond`, which backend/sampling/sampling_function.py concatenates to the latent).
+
+Only called where compat.webui() is Forge; Forge's modules are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Iterator
+
+import torch
+
+from ..midas import import_dpt_depth_model, load_depth_model
+
+DEPTH_UNET_CHANNELS = 5  # 4 latent channels + 1 depth channel (512-depth-ema)
+FORGE_MIDAS = Path("extensions-builtin") / "forge_legacy_preprocessors" / "annotator" / "midas" / "midas"
+_PRIVATE_PACKAGE = "lib_depth_forge_midas"  # Forge's MiDaS copy, imported by path without annotator/__init__
+
+_patchers: dict[tuple, Any] = {}  # one ModelPatcher: (file, size, mtime, load device) -> patcher
+
+
+def unet_in_channels(sd_model: Any) -> int | None:
+    """Input channels of the loaded UNet (backend/nn/unet.py IntegratedUNet2DConditionModel.in_channels,
+    else the detected config's unet_config)."""
+    unet = getattr(getattr(sd_model, "forge_objects", None), "unet", None)
+    diffusion_model = getattr(getattr(unet, "model", None), "diffusion_model", None)
+    channels = getattr(diffusion_model, "in_channels", None)
+    if channels is None:
+        channels = (getattr(getattr(sd_model, "model_config", None), "unet_config", None) or {}).get("in_channels")
+    return channels
+
+
+def is_depth_model(sd_model: Any) -> bool:
+    """Forge's SD 2 engine with a depth UNet (SD 2 inpainting has 9 channels, the others 4)."""
+    return bool(getattr(sd_model, "is_sd2", False)) and unet_in_channels(sd_model) == DEPTH_UNET_CHANNELS
+
+
+def checkpoint_file(sd_model: Any) -> str:
+    """The loaded checkpoint's file (modules/sd_models.py forge_model_reload sets both)."""
+    filename = getattr(sd_model, "filename", None) or getattr(
+        getattr(sd_model, "sd_checkpoint_info", None), "filename", None
+    )
+    if not filename:
+        raise ValueError("the loaded model names no checkpoint file to read the MiDaS weights from")
+    return str(filename)
+
+
+def webui_root() -> Path:
+    from modules.paths_internal import script_path
+
+    return Path(script_path)
+
+
+def dpt_class(root: str | os.PathLike) -> type:
+    """DPTDepthModel: ldm's (lib_depth.midas) where there is one, else Forge's own copy (the same
+    code, ldm/modules/midas/midas), imported by path under a private package name."""
+    try:
+        return import_dpt_depth_model(root)
+    except ValueError:
+        pass
+    folder = Path(root) / FORGE_MIDAS
+    if not (folder / "dpt_depth.py").is_file():
+        raise ValueError(
+            f"the MiDaS code is missing: neither ldm nor {folder / 'dpt_depth.py'} is there "
+            "(Forge's built-in forge_legacy_preprocessors extension ships it)"
+        )
+    if _PRIVATE_PACKAGE not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            _PRIVATE_PACKAGE, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[_PRIVATE_PACKAGE] = package
+        try:
+            spec.loader.exec_module(package)
+        except BaseException:
+            del sys.modules[_PRIVATE_PACKAGE]
+            raise
+    return importlib.import_module(f"{_PRIVATE_PACKAGE}.dpt_depth").DPTDepthModel
+
+
+def depth_patcher(sd_model: Any, *, on_cpu: bool = False) -> Any:
+    """The checkpoint's MiDaS in a Forge ModelPatcher, built once per checkpoint file version.
+
+    Loads on Forge's torch device (the CPU if `on_cpu`), in float16 where Forge's
+    should_use_fp16 says so; stored and offloaded on the CPU. Building another checkpoint's
+    drops the previous one.
+    """
+    from backend import memory_management
+    from backend.patcher.base import ModelPatcher
+
+    filename = checkpoint_file(sd_model)
+    stat = os.stat(filename)
+    load_device = torch.device("cpu") if on_cpu else memory_management.get_torch_device()
+    key = (filename, stat.st_size, stat.st_mtime_ns, str(load_device))
+    if key not in _patchers:
+        _patchers.clear()
+        dtype = torch.float16 if memory_management.should_use_fp16(load_device) else torch.float32
+        module = load_depth_model(filename, dpt_class=dpt_class(webui_root())).to(dtype=dtype).eval()
+        module.requires_grad_(False)
+        _patchers[key] = ModelPatcher(module, load_device=load_device, offload_device=torch.device("cpu"))
+    return _patchers[key]
+
+
+def unload(patcher: Any) -> None:
+    """Take `patcher` out of Forge's loaded models and back to its offload device."""
+    from backend import memory_management
+
+    for index, loaded in enumerate(memory_management.current_loaded_models):
+        if loaded.model is patcher:
+            memory_management.current_loaded_models.pop(index).model_unload()
+            return
+
+
+@contextlib.contextmanager
+def loaded(patcher: Any, *, offload: bool) -> Iterator[None]:
+    """Forge's memory management puts the network on its device for one forward (evicting what it
+    must); with `offload` it goes back to the CPU after, else Forge evicts it when it needs room."""
+    from backend import memory_management
+
+    memory_management.load_models_gpu([patcher])
+    try:
+        yield
+    finally:
+        if offload:
+            unload(patcher)
+
+
+def depth_network(sd_model: Any, *, on_cpu: bool, offload: bool) -> tuple[torch.nn.Module, Callable[[], ContextManager]]:
+    """(MiDaS module, around_forward for DepthEstimator) of the loaded depth checkpoint."""
+    patcher = depth_patcher(sd_model, on_cpu=on_cpu)
+    return patcher.model, lambda: loaded(patcher, offload=offload)
+
+
+def route_img2img_conditioning(p: Any) -> None:
+    """Forge's img2img_image_conditioning (modules/processing.py) sends a 5-channel UNet to the
+    inpainting conditioning; on this p it calls the depth conditioning instead, for img2img and
+    inpaint (p.init, image in [-1, 1]) and the hires-fix pass (sample_hr_pass, image in [0, 1])."""
+
+    def img2img_image_conditioning(source_image, latent_image, image_mask=None, round_image_mask=True):
+        return p.depth2img_image_conditioning(source_image.float())
+
+    p.img2img_image_conditioning = img2img_image_conditioning
+
+
+def unet_input_placement() -> tuple[torch.device, torch.dtype]:
+    """Forge's torch device (modules/devices.py), float32: KModel.apply_model casts the concatenated
+    input to the UNet's computation dtype itself."""
+    from modules import devices
+
+    return devices.device, torch.float32
