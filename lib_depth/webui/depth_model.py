@@ -9,13 +9,17 @@ from typing import Any, Callable, Iterator
 from ..cache import DepthCache
 from ..estimator import DepthEstimator
 from ..midas import offline_load_model
-from . import options
+from . import compat, options
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
 CACHE = DepthCache()  # shared by every run, the preview and the estimate route
 
 
 def is_depth_model(sd_model: Any) -> bool:
+    if compat.uses_forge_backend():
+        from .forge import is_depth_model as forge_depth_model
+
+        return forge_depth_model(sd_model)
     return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
 
 
@@ -51,14 +55,15 @@ def make_estimator(sd_model: Any) -> DepthEstimator:
     CACHE.resize(int(options.read("depth2img_cache_entries")), CACHE.max_bytes)
     device = "cpu" if options.read("depth2img_device") == "cpu" else devices.device
     managed = bool(getattr(shared.cmd_opts, "lowvram", False) or getattr(shared.cmd_opts, "medvram", False))
-    depth_model = sd_model.depth_model
     offload = bool(options.read("depth2img_offload"))
-    return DepthEstimator(
-        depth_model,
-        key=checkpoint_key(sd_model),
-        cache=CACHE,
-        around_forward=lambda: placed(depth_model, device=device, offload=offload, managed=managed),
-    )
+    if compat.uses_forge_backend():  # Forge dropped the MiDaS weights: ours, under its memory management
+        from .forge import depth_network
+
+        depth_model, around_forward = depth_network(sd_model, on_cpu=device == "cpu", offload=offload)
+    else:
+        depth_model = sd_model.depth_model
+        around_forward = lambda: placed(depth_model, device=device, offload=offload, managed=managed)  # noqa: E731
+    return DepthEstimator(depth_model, key=checkpoint_key(sd_model), cache=CACHE, around_forward=around_forward)
 
 
 def selected_checkpoint_has_depth_weights() -> bool | None:

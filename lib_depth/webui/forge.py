@@ -145,7 +145,9 @@ def loaded(patcher: Any, *, offload: bool) -> Iterator[None]:
             unload(patcher)
 
 
-def depth_network(sd_model: Any, *, on_cpu: bool, offload: bool) -> tuple[torch.nn.Module, Callable[[], ContextManager]]:
+def depth_network(
+    sd_model: Any, *, on_cpu: bool, offload: bool
+) -> tuple[torch.nn.Module, Callable[[], ContextManager]]:
     """(MiDaS module, around_forward for DepthEstimator) of the loaded depth checkpoint."""
     patcher = depth_patcher(sd_model, on_cpu=on_cpu)
     return patcher.model, lambda: loaded(patcher, offload=offload)
