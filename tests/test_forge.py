@@ -1,0 +1,310 @@
+"""The extension in Forge and its forks: scripts/depth2img.py imported against the Forge fakes
+(tests/forge_fakes.py, Forge dfdcbab) and driven as Forge drives it. Forge's own conditioning
+methods, the sampler's c_concat rule and a real 5-channel first conv are in the loop, so a route
+that misses fails with Forge's own 9-channel error."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import forge_fakes
+import numpy as np
+import pytest
+import torch
+from checkpoints import state_dict, write_safetensors
+from forge_fakes import Img2Img, StableDiffusion2, Txt2Img, hires_conditioning, img2img_init, sample_step
+from PIL import Image
+from scenes import make_scene
+
+from lib_depth import DepthEstimator, depth_to_conditioning, image_to_tensor
+from lib_depth.settings import INFOTEXT_KEY, DepthSettings
+from lib_depth.webui import compat, forge
+from lib_depth.webui.payload import encode_png
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def checkpoint(tmp_path) -> Path:
+    """A depth checkpoint file (header with the depth keys; its MiDaS is built by `fast_midas`)."""
+    return write_safetensors(tmp_path / "512-depth-ema.safetensors", state_dict("depth"))
+
+
+@pytest.fixture
+def fast_midas(monkeypatch, dpt_head):
+    """The checkpoint's MiDaS replaced by the DPT head structure (a real, fast depth network) and
+    builds counted; the full DPT-Hybrid from Forge's code copy is test_forge_midas_copy_builds_*."""
+    builds = []
+
+    def load(filename, webui_root=None, dpt_class=None):
+        builds.append(filename)
+        return dpt_head
+
+    monkeypatch.setattr(forge, "load_depth_model", load)
+    monkeypatch.setattr(forge, "dpt_class", lambda root: object)
+    forge._patchers.clear()
+    yield builds
+    forge._patchers.clear()
+
+
+@pytest.fixture
+def load_script(monkeypatch, tmp_path):
+    """load_script(kind, sd_model) -> (module, fakes): scripts/depth2img.py under Forge `kind`."""
+    loaded = []
+
+    def load(kind="forge", sd_model=None, **cmd_opts):
+        fakes = forge_fakes.install(monkeypatch, tmp_path, kind=kind, sd_model=sd_model, **cmd_opts)
+        spec = importlib.util.spec_from_file_location("depth2img_forge_under_test", ROOT / "scripts" / "depth2img.py")
+        script_module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(script_module)
+        loaded.append(fakes)
+        return script_module, fakes
+
+    yield load
+    for fakes in loaded:
+        for undo in fakes.webui.callbacks.registered.get("script_unloaded", []):
+            undo()
+
+
+# --- which WebUI ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kind,expected",
+    [
+        ("forge", compat.FORGE),
+        ("reforge", compat.REFORGE),
+        ("classic", compat.FORGE_CLASSIC),
+        ("neo", compat.FORGE_NEO),
+        ("forge-no-sd2", compat.FORGE_WITHOUT_SD2),
+    ],
+)
+def test_detection(monkeypatch, tmp_path, kind, expected):
+    forge_fakes.install(monkeypatch, tmp_path, kind=kind)
+    assert compat.webui() == expected
+    assert compat.uses_forge_backend() is (kind == "forge")
+    reason = compat.unsupported_reason()
+    if kind in ("forge", "reforge"):
+        assert reason is None
+    else:
+        assert "does not load SD 2 models" in reason and "\n" not in reason
+
+
+def test_detection_automatic1111(monkeypatch):
+    monkeypatch.setitem(sys.modules, "modules_forge", None)
+    assert compat.webui() == compat.AUTOMATIC1111 and not compat.uses_forge_backend()
+
+
+def test_detection_imports_nothing_of_forge(monkeypatch, tmp_path):
+    """find_spec only: backend.memory_management (which picks a CUDA device on import) stays unimported."""
+    forge_fakes.install(monkeypatch, tmp_path, kind="forge")
+    monkeypatch.delitem(sys.modules, "backend.memory_management")
+    compat.webui()
+    compat.unsupported_reason()
+    assert "backend.memory_management" not in sys.modules
+
+
+# --- the script in each WebUI ---------------------------------------------------------------------
+def test_forge_loads_without_ldm_and_patches_nothing_global(load_script):
+    module, fakes = load_script("forge")
+    assert "script_unloaded" not in fakes.webui.callbacks.registered  # no ldm: no MiDaS loader patch
+    script = module.Depth2ImgScript()
+    components = script.ui(True)
+    assert components and components[0].elem_id == "depth2img_img2img_enabled-checkbox"
+
+
+@pytest.mark.parametrize("kind", ["classic", "neo"])
+def test_forks_without_sd2_show_one_line(load_script, kind):
+    module, fakes = load_script(kind)
+    script = module.Depth2ImgScript()
+    assert script.ui(False) == []
+    html = [c for c in forge_fakes.webui_fakes.Component.created if type(c).__name__ == "HTML"]
+    assert len(html) == 1 and "does not load SD 2 models" in html[0].value
+    model = StableDiffusion2("unused.safetensors")
+    p = Txt2Img(model)
+    script.process(p, True)
+    assert "txt2img_image_conditioning" not in vars(p)
+
+
+def test_reforge_takes_the_automatic1111_path(load_script, dpt_head):
+    """reForge keeps ldm and A1111's processing: the offline-MiDaS patch and ldm's depth class."""
+    import ldm.modules.midas.api as midas_api
+
+    before = midas_api.load_model
+
+    class LatentDepth2ImageDiffusion(torch.nn.Module):
+        dtype = torch.float32
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth_model = dpt_head
+
+    model = LatentDepth2ImageDiffusion()
+    module, fakes = load_script("reforge", sd_model=model)
+    assert midas_api.load_model is not before and fakes.webui.callbacks.registered["script_unloaded"]
+    p = Img2Img(model, [make_scene(128, 128, 1)], init_latent=torch.zeros(1, 4, 16, 16))
+    module.Depth2ImgScript().process(p, True)
+    assert "depth2img_image_conditioning" in vars(p) and "img2img_image_conditioning" not in vars(p)
+
+
+# --- Forge: recognition ---------------------------------------------------------------------------
+@pytest.mark.parametrize("channels,is_sd2,expected", [(5, True, True), (4, True, False), (9, True, False),
+                                                      (5, False, False)])  # fmt: skip
+def test_depth_model_recognition(monkeypatch, tmp_path, channels, is_sd2, expected):
+    forge_fakes.install(monkeypatch, tmp_path, kind="forge")
+    from lib_depth.webui.depth_model import is_depth_model
+
+    assert is_depth_model(StableDiffusion2("x.safetensors", in_channels=channels, is_sd2=is_sd2)) is expected
+
+
+# --- Forge: generations -------------------------------------------------------------------------------
+def test_without_the_extension_forge_fails_like_issue_14(checkpoint):
+    """The fakes reproduce the failure: Forge's inpainting route gives 4 + 5 channels."""
+    model = StableDiffusion2(str(checkpoint))
+    p = Img2Img(model, [make_scene(128, 128, 1)])
+    cond = img2img_init(p, image_to_tensor(make_scene(128, 128, 1)) * 0.5 + 0.5)
+    with pytest.raises(RuntimeError, match="expected input.*to have 5 channels, but got 9"):
+        sample_step(model, torch.zeros(1, 4, 16, 16), cond)
+
+
+def test_img2img_batch_of_two_images_gets_two_depths_into_the_unet(load_script, checkpoint, fast_midas):
+    model = StableDiffusion2(str(checkpoint))
+    module, fakes = load_script("forge", sd_model=model)
+    images = [make_scene(128, 128, seed) for seed in (1, 2)]
+    p = Img2Img(model, images)
+    module.Depth2ImgScript().process(p, {"gamma": 1.5})
+    assert p.extra_generation_params[INFOTEXT_KEY] == DepthSettings(enabled=True, gamma=1.5).to_infotext()
+    batch = image_to_tensor(images) * 0.5 + 0.5
+    cond = img2img_init(p, batch)
+    assert cond.shape == (2, 1, 16, 16) and cond.dtype == torch.float32 and torch.isfinite(cond).all()
+    sample_step(model, p.init_latent, cond)
+    depth = model.unet.received[-1][:, 4]
+    assert not torch.allclose(depth[0], depth[1], atol=1e-3)  # each image its own depth
+    assert not getattr(p, "is_using_inpainting_conditioning", False)  # Forge's inpaint branch never ran
+    # Forge's memory management loaded it and keeps it registered: Forge evicts it when it needs the
+    # room, as it does its own preprocessors (depth2img_offload off, the default)
+    assert [loaded.model for loaded in fakes.memory.current_loaded_models] == fakes.memory.loads[:1]
+    assert len(fast_midas) == 1
+
+
+def test_midas_is_built_once_per_checkpoint_and_rebuilt_when_the_file_changes(
+    load_script, checkpoint, fast_midas
+):
+    model = StableDiffusion2(str(checkpoint))
+    module, _ = load_script("forge", sd_model=model)
+    for seed in (1, 2):
+        p = Img2Img(model, [make_scene(128, 128, seed)])
+        module.Depth2ImgScript().process(p, True)
+        img2img_init(p, image_to_tensor(make_scene(128, 128, seed)) * 0.5 + 0.5)
+    assert len(fast_midas) == 1
+    stat = checkpoint.stat()
+    os.utime(checkpoint, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    p = Img2Img(model, [make_scene(128, 128, 3)])
+    module.Depth2ImgScript().process(p, True)
+    img2img_init(p, image_to_tensor(make_scene(128, 128, 3)) * 0.5 + 0.5)
+    assert len(fast_midas) == 2
+
+
+def test_offload_on_unloads_after_use_and_fp16_where_forge_says(load_script, checkpoint, fast_midas):
+    model = StableDiffusion2(str(checkpoint))
+    module, fakes = load_script("forge", sd_model=model)
+    fakes.webui.opts.depth2img_offload = True
+    fakes.memory.fp16 = True
+    fakes.memory.device = torch.device("meta")  # a non-CPU device: Forge's fp16 rule (:1070) allows float16
+    patcher = forge.depth_patcher(model)
+    assert next(patcher.model.parameters()).dtype == torch.float16 and patcher.load_device.type == "meta"
+    forge._patchers.clear()
+    fakes.memory.device = torch.device("cpu")
+    patcher = forge.depth_patcher(model)
+    assert next(patcher.model.parameters()).dtype == torch.float32  # never float16 on the CPU
+    p = Img2Img(model, [make_scene(128, 128, 1)])
+    module.Depth2ImgScript().process(p, True)
+    img2img_init(p, image_to_tensor(make_scene(128, 128, 1)) * 0.5 + 0.5)
+    assert fakes.memory.loads == list(forge._patchers.values())  # loaded for the forward ...
+    assert not fakes.memory.current_loaded_models  # ... and taken out of Forge's loaded models after
+
+
+def test_txt2img_from_a_map_and_the_hires_pass(load_script, checkpoint, fast_midas):
+    model = StableDiffusion2(str(checkpoint))
+    module, _ = load_script("forge", sd_model=model)
+    ramp = Image.fromarray((np.tile(np.arange(128), (96, 1)) * 500).astype(np.uint16))
+    p = Txt2Img(model)
+    module.Depth2ImgScript().process(p, {"source": "upload", "image": encode_png(ramp)})
+    x = torch.zeros(1, 4, 12, 16)
+    cond = p.txt2img_image_conditioning(x)  # processing.py:1387
+    assert cond.shape == (1, 1, 12, 16) and cond[0, 0, 6, 0] < cond[0, 0, 6, -1]
+    sample_step(model, x, cond)
+    assert model.unet.received[-1].shape[1] == 5
+    # hires x1.5 with a pixel upscaler: p's img2img conditioning with [0, 1] images (processing.py:1489)
+    samples = torch.zeros(1, 4, 18, 24)
+    hires = hires_conditioning(p, torch.rand(1, 3, 144, 192), samples)
+    assert hires.shape == (1, 1, 18, 24)
+    p2 = Txt2Img(model, width=192, height=144)
+    module.Depth2ImgScript().process(p2, {"source": "upload", "image": encode_png(ramp)})
+    assert torch.allclose(hires, p2.txt2img_image_conditioning(samples), atol=1e-5)  # the map at the new size
+    sample_step(model, samples, hires)
+    assert torch.equal(model.unet.received[-1][:, 4:], hires)
+
+
+def test_inpaint_masked_area_original_uses_the_unfilled_image(load_script, checkpoint, fast_midas, dpt_head):
+    model = StableDiffusion2(str(checkpoint))
+    module, _ = load_script("forge", sd_model=model)
+    original = make_scene(128, 128, 4)
+    mask = Image.new("L", (128, 128), 255)
+    p = Img2Img(model, [original], image_mask=mask, inpainting_fill=0)
+    module.Depth2ImgScript().process(p, {"masked_area": "original"})
+    filled = torch.full((1, 3, 128, 128), 120 / 255)  # what "Masked content: fill" left in the image
+    cond = img2img_init(p, filled)
+    expected = depth_to_conditioning(DepthEstimator(dpt_head).estimate(image_to_tensor(original)), (16, 16))
+    assert torch.allclose(cond, expected, atol=1e-5)
+
+
+def test_api_errors_are_422_in_forge(load_script, checkpoint, fast_midas):
+    from fastapi import HTTPException
+
+    model = StableDiffusion2(str(checkpoint))
+    module, _ = load_script("forge", sd_model=model)
+    p = Txt2Img(model, is_api=True)
+    module.Depth2ImgScript().process(p, True)  # no map, no reference
+    with pytest.raises(HTTPException) as raised:
+        p.txt2img_image_conditioning(torch.zeros(1, 4, 12, 16))
+    assert raised.value.status_code == 422 and "depth map is needed" in raised.value.detail
+
+
+def test_non_depth_model_in_forge_is_left_alone(load_script, checkpoint):
+    model = StableDiffusion2(str(checkpoint), in_channels=4)
+    module, _ = load_script("forge", sd_model=model)
+    p = Img2Img(model, [make_scene(128, 128, 1)])
+    module.Depth2ImgScript().process(p, True)
+    assert not {"img2img_image_conditioning", "depth2img_image_conditioning"} & set(vars(p))
+
+
+# --- Forge: the MiDaS code Forge ships ----------------------------------------------------------------
+@pytest.mark.slow
+def test_forge_midas_copy_builds_the_checkpoints_dpt_hybrid(monkeypatch, tmp_path, depth_model):
+    """No ldm: the DPT-Hybrid comes from extensions-builtin/forge_legacy_preprocessors (Forge's copy of
+    ldm/modules/midas/midas, here copied from ldm itself), imported by path under a private name,
+    with the checkpoint's own depth_model.* weights; it estimates exactly like the reference."""
+    import ldm.modules.midas.midas as ldm_midas
+
+    folder = tmp_path / forge.FORGE_MIDAS
+    folder.mkdir(parents=True)
+    for name in ("__init__.py", "base_model.py", "blocks.py", "dpt_depth.py", "vit.py"):
+        shutil.copy(Path(ldm_midas.__path__[0]) / name, folder / name)
+    weights = {f"depth_model.{k}": v for k, v in depth_model.state_dict().items()}
+    path = write_safetensors(tmp_path / "depth.safetensors", {**state_dict("depth"), **weights})
+    forge_fakes.install(monkeypatch, tmp_path, kind="forge")
+    monkeypatch.delitem(sys.modules, forge._PRIVATE_PACKAGE, raising=False)
+    forge._patchers.clear()
+    try:
+        network, around = forge.depth_network(StableDiffusion2(str(path)), on_cpu=False, offload=True)
+        assert type(network).__module__ == f"{forge._PRIVATE_PACKAGE}.dpt_depth"
+        images = image_to_tensor([make_scene(96, 96, 1)])
+        ours = DepthEstimator(network, around_forward=around).estimate(images)
+        reference = DepthEstimator(depth_model).estimate(images)
+        assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
+    finally:
+        forge._patchers.clear()
+        sys.modules.pop(forge._PRIVATE_PACKAGE, None)
