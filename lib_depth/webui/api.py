@@ -144,7 +144,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
         raise PayloadError("the loaded model is not a depth model; load a depth checkpoint first")
     user_image = None if settings.source == "estimate" else request.image
     with queue_lock:  # the depth model is the generation's: one user at a time
-        run = DepthRun(settings, make_estimator(sd_model), user_image)
+        run = DepthRun(settings, make_estimator(sd_model, settings), user_image)
         conditioning, geometry = request_conditioning(
             run,
             width=request.width,

@@ -107,7 +107,7 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
             return None, status_html()
         init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
         hits = CACHE.stats().hits
-        run = DepthRun(settings, make_estimator(sd_model), values.get("image"))
+        run = DepthRun(settings, make_estimator(sd_model, settings), values.get("image"))
         conditioning, geometry = request_conditioning(
             run,
             width=int(values.get("width") or 512),
