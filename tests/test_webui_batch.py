@@ -118,7 +118,9 @@ def test_shared_normalisation_keeps_the_background_still(monkeypatch, frames, dp
     _, shared = run_batch(webui, model, frames_dir, [{**base, "normalise": "shared"}])
 
     def background_change(results):
-        return max(float((a[0, 0, :, :3] - b[0, 0, :, :3]).abs().mean()) for a, b in zip(results, results[1:], strict=False))
+        return max(
+            float((a[0, 0, :, :3] - b[0, 0, :, :3]).abs().mean()) for a, b in zip(results, results[1:], strict=False)
+        )
 
     assert background_change(per_image) > 0.02
     assert background_change(shared) < background_change(per_image) / 10
