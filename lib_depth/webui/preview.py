@@ -12,6 +12,7 @@ import torch
 
 from ..depthmap import colorize, conditioning_to_previews
 from ..geometry import Geometry, generation_size
+from ..estimators import get_estimator
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
@@ -119,7 +120,9 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
         picture = conditioning_to_previews(conditioning, geometry.image_size)[0]
         cached = " (from cache)" if CACHE.stats().hits > hits else ""
         seconds = time.perf_counter() - started
-        note = f"Depth for {geometry.width}x{geometry.height}{cached}, {seconds:.1f} s. White = near."
+        resolution = get_estimator(settings.estimator).check_resolution(settings.resolution or None)
+        source = f"{settings.estimator} at {resolution}" if settings.source == "estimate" else settings.source
+        note = f"Depth for {geometry.width}x{geometry.height} ({source}){cached}, {seconds:.1f} s. White = near."
         return (colorize(picture) if values.get("color") else picture), as_html("depth2img-ok", note)
     except (ValueError, DepthInputError) as error:
         return None, as_html("depth2img-warn", str(error))
