@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from ..depthmap import colorize, conditioning_to_previews
-from ..geometry import Geometry, generation_size
 from ..estimators import get_estimator
+from ..geometry import Geometry, generation_size
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
