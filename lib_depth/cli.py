@@ -200,7 +200,7 @@ def _download(args: argparse.Namespace) -> int:
 
     from .doctor import default_paths
     from .download import RetryPolicy, Source, TerminalProgress, download_model
-    from .model_files import ModelFile, format_bytes, model_file
+    from .model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
 
     if args.retries < 1 or not args.timeout > 0:
         raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")
@@ -225,12 +225,23 @@ def _download(args: argparse.Namespace) -> int:
             mirrors=(),
         )
         sources = [Source(args.url, urlsplit(args.url).netloc)]
+    elif args.estimator:
+        if args.sha256 or args.variant:
+            raise ValueError(f"{'--sha256' if args.sha256 else '--variant'} does not go with --estimator")
+        entry, sources = estimator_file(args.estimator), None
     else:
         if args.sha256:
             raise ValueError("--sha256 goes with --url (the table's files have their hashes)")
         entry, sources = model_file(variant=args.variant or "fp16"), None
     if args.to:
         folder = args.to
+    elif entry.kind == "estimator":
+        try:
+            folder = default_paths()[0].parent / KIND_FOLDERS["estimator"].name
+        except ValueError:
+            raise ValueError(
+                "no models/Stable-diffusion here: run from the WebUI folder, or give the folder with --to DIR"
+            ) from None
     else:
         try:
             folder = default_paths()[0]
@@ -269,6 +280,8 @@ def _download(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .model_files import MODEL_FILES
+
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
         description="Depth tools for Stable Diffusion 2 depth-to-image, without the WebUI.",
@@ -361,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["fp16", "fp32", "ckpt"],
         help="fp16 safetensors (default: 2.85 GB, same results in the WebUI), fp32 safetensors (5.71 GB), or "
         "the original ckpt (5.71 GB, a pickle)",
+    )
+    download.add_argument(
+        "--estimator",
+        metavar="NAME",
+        help="instead, the weights of a depth estimator into models/depth2img: "
+        + ", ".join(sorted(e.name for e in MODEL_FILES if e.kind == "estimator"))
+        + " (read its licence: the base and large models are for non-commercial use only)",
     )
     download.add_argument(
         "--to", type=Path, metavar="DIR", help="folder to download into (default: the WebUI's models/Stable-diffusion)"

@@ -278,7 +278,9 @@ def install(monkeypatch, root: Path, *, kind: str = "forge", sd_model: Any = Non
         "modules.paths_internal": module("modules.paths_internal", script_path=str(root)),
     }
     if kind != "reforge":
-        modules["ldm"] = None  # import ldm -> ImportError, as in Forge 2, Classic and Neo
+        # import ldm(.anything) -> ImportError, as in Forge 2, Classic and Neo
+        modules.update({name: None for name in list(sys.modules) if name == "ldm" or name.startswith("ldm.")})
+        modules["ldm"] = None
         modules["backend"] = module("backend", package=True)
         modules["backend.diffusion_engine"] = module("backend.diffusion_engine", package=True)
         modules["backend.memory_management"] = memory.as_module()

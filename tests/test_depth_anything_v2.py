@@ -15,7 +15,7 @@ from ldm.modules.midas.midas.transforms import NormalizeImage, PrepareForNet, Re
 from safetensors.torch import save_file
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
-from lib_depth.estimate import run_depth_model
+from lib_depth.estimator import run_depth_model
 from lib_depth.estimators.dav2_weights import (
     hf_to_original,
     load_depth_anything_v2,

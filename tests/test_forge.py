@@ -5,6 +5,7 @@ that misses fails with Forge's own 9-channel error."""
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import os
 import shutil
@@ -42,7 +43,7 @@ def fast_midas(monkeypatch, dpt_head):
 
     def load(filename, webui_root=None, dpt_class=None):
         builds.append(filename)
-        return dpt_head
+        return copy.deepcopy(dpt_head)  # a new module per build, as the real build gives
 
     monkeypatch.setattr(forge, "load_depth_model", load)
     monkeypatch.setattr(forge, "dpt_class", lambda root: object)
@@ -299,10 +300,13 @@ def test_forge_midas_copy_builds_the_checkpoints_dpt_hybrid(monkeypatch, tmp_pat
     monkeypatch.delitem(sys.modules, forge._PRIVATE_PACKAGE, raising=False)
     forge._patchers.clear()
     try:
-        network, around = forge.depth_network(StableDiffusion2(str(path)), on_cpu=False, offload=True)
+        memory = sys.modules["backend.memory_management"]
+        patcher = forge.depth_patcher(StableDiffusion2(str(path)), offload=lambda: True)
+        network = patcher.model
         assert type(network).__module__ == f"{forge._PRIVATE_PACKAGE}.dpt_depth"
         images = image_to_tensor([make_scene(96, 96, 1)])
-        ours = DepthEstimator(network, around_forward=around).estimate(images)
+        ours = DepthEstimator(network).estimate(images)
+        assert not memory.current_loaded_models  # loaded for the forward, unloaded after
         reference = DepthEstimator(depth_model).estimate(images)
         assert torch.allclose(ours, reference, rtol=1e-4, atol=1e-4)
     finally:

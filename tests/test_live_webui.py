@@ -1,9 +1,12 @@
 """Against a running WebUI with this extension and a depth checkpoint loaded (opt-in).
 
     SD_WEBUI_URL=http://127.0.0.1:7861 [SD_WEBUI_AUTH=user:pass] [SD_WEBUI_OUTPUTS=/path/to/webui/outputs] \
-        python -m pytest tests/test_live_webui.py
+        [SD_WEBUI_FORGE=1] python -m pytest tests/test_live_webui.py
 
-Black-box over HTTP only. Skipped unless SD_WEBUI_URL is set.
+Black-box over HTTP only. Skipped unless SD_WEBUI_URL is set. SD_WEBUI_FORGE=1 says the server is
+lllyasviel's Forge (2.x), which differs in two ways the tests follow: it loads the checkpoint with
+the first generation, not at start-up, and its txt2img hires fix over the API needs
+"hr_additional_modules" (modules/processing.py reads it unguarded).
 """
 
 from __future__ import annotations
@@ -22,8 +25,12 @@ import pytest
 from PIL import Image, ImageDraw
 from scenes import make_scene
 
+from lib_depth.settings import DepthSettings
+
 URL = os.environ.get("SD_WEBUI_URL", "").rstrip("/")
 OUTPUTS = os.environ.get("SD_WEBUI_OUTPUTS")  # optional: the server's outputs folder, same machine
+FORGE = os.environ.get("SD_WEBUI_FORGE") == "1"
+HIRES_FORGE = {"hr_additional_modules": ["Use same choices"]} if FORGE else {}
 pytestmark = pytest.mark.skipif(not URL, reason="set SD_WEBUI_URL to run against a live WebUI")
 SIZE = 256
 
@@ -77,6 +84,12 @@ def pixels(image_b64: str) -> np.ndarray:
 def status():
     code, body = call("/depth2img/v1/status")
     assert code == 200, body
+    if FORGE and not body["depth_model_loaded"]:  # Forge loads the selected checkpoint on the first generation
+        args = {"depth2img": {"args": [{"source": "upload", "image": b64(depth_map())}]}}
+        code, warm = call("/sdapi/v1/txt2img", generation("txt2img", steps=1, alwayson_scripts=args))
+        assert code == 200, warm
+        code, body = call("/depth2img/v1/status")
+        assert code == 200, body
     assert body["depth_model_loaded"], "load a depth checkpoint in the WebUI first"
     return body
 
@@ -138,7 +151,8 @@ def test_inpaint_every_masked_content_mode(status, fill, masked_area):
         ),
     )
     assert code == 200, body
-    assert f"masked area={masked_area}" in json.loads(body["info"])["infotexts"][0]
+    recorded = DepthSettings(enabled=True, masked_area=masked_area).to_infotext()  # defaults are left out
+    assert f"Depth2img: {recorded}" in json.loads(body["info"])["infotexts"][0]
 
 
 def depth_map() -> Image.Image:
@@ -160,6 +174,7 @@ def test_txt2img_from_a_depth_map_and_with_hires_fix(status):
             hr_upscaler="Latent",
             denoising_strength=0.6,
             hr_second_pass_steps=2,
+            **HIRES_FORGE,
         ),
     )
     assert code == 200, hires

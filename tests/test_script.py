@@ -277,4 +277,4 @@ def test_preview_button_gives_the_generation_depth(load_script, dpt_head):
         if component.elem_id in ("img2img_width", "img2img_height"):
             values[component] = 128
     image, status = listener["fn"](*values.values())
-    assert image.size == (128, 128) and "Depth for 128x128" in status
+    assert image.size == (128, 128) and "Depth for 128x128 (dpt-hybrid at 384)" in status

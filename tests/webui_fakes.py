@@ -6,6 +6,8 @@ into sys.modules for one test.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import threading
 import types
@@ -252,6 +254,30 @@ def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
     return img.convert("RGB")
 
 
+def read(fp: Any, **kwargs: Any) -> Image.Image:
+    """modules/images.py read: open, then the EXIF orientation (fix_image)."""
+    return ImageOps.exif_transpose(Image.open(fp, **kwargs))
+
+
+# --- modules/util.py walk_files (shared.walk_files) --------------------------------------------------
+def _natural_key(text: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def walk_files(path: str, allowed_extensions: Any = None):
+    """Files under `path`, folders and names in natural order, only the allowed extensions."""
+    if not os.path.exists(path):
+        return
+    allowed = set(allowed_extensions) if allowed_extensions is not None else None
+    for root, _, files in sorted(os.walk(path, followlinks=True), key=lambda item: _natural_key(item[0])):
+        for filename in sorted(files, key=_natural_key):
+            if allowed is not None and os.path.splitext(filename)[1].lower() not in allowed:
+                continue
+            if "/." in root or "\\." in root:  # opts.list_hidden_files is False by default
+                continue
+            yield os.path.join(root, filename)
+
+
 # --- modules/masking.py ---------------------------------------------------------------------------
 def get_crop_region_v2(mask: Any, pad: int = 0):
     """Bounding box of the non-zero mask, padded and clipped; None for an empty mask."""
@@ -348,7 +374,9 @@ class WebUI:
         return self.modules["modules.shared"]
 
 
-def install(monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = None, **cmd_opts: Any) -> WebUI:
+def install(
+    monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = None, models_path: Any = None, **cmd_opts: Any
+) -> WebUI:
     """Put gradio and the WebUI's modules into sys.modules for one test."""
     gr = _gradio()
     callbacks = Callbacks()
@@ -369,7 +397,10 @@ def install(monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = Non
             OptionInfo=OptionInfo,
             sd_model=sd_model,
             device=torch.device("cpu"),
+            walk_files=walk_files,
+            state=types.SimpleNamespace(textinfo=None, job="", skipped=False, interrupted=False),
         ),
+        "modules.paths": module("modules.paths", models_path=str(models_path) if models_path else "models"),
         "modules.devices": module("modules.devices", device=torch.device("cpu")),
         "modules.scripts": module("modules.scripts", Script=Script, AlwaysVisible=object()),
         "modules.script_callbacks": module(
@@ -382,7 +413,7 @@ def install(monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = Non
         ),
         "modules.ui_components": module("modules.ui_components", InputAccordion=_input_accordion(gr)),
         "modules.infotext_utils": module("modules.infotext_utils", PasteField=PasteField),
-        "modules.images": module("modules.images", resize_image=resize_image, flatten=flatten),
+        "modules.images": module("modules.images", resize_image=resize_image, flatten=flatten, read=read),
         "modules.masking": module(
             "modules.masking", get_crop_region_v2=get_crop_region_v2, expand_crop_region=expand_crop_region, fill=fill
         ),

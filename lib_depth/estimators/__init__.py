@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from ..estimate import MIDAS_NET_SIZE, midas_input_size, prepare_midas_input
+from ..midas_input import MIDAS_NET_SIZE, midas_input_size, prepare_midas_input
 from .dav2_weights import load_depth_anything_v2
 from .depth_anything_v2 import DAV2_NET_SIZE, PATCH_SIZE, DepthAnythingV2, dav2_input_size, prepare_dav2_input
 

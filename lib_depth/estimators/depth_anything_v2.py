@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..estimate import cubic_resize
+from ..midas_input import cubic_resize
 from ..validation import check_image_batch
 
 PATCH_SIZE = 14

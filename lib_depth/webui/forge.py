@@ -20,13 +20,12 @@ Only called where compat.webui() is Forge; Forge's modules are imported inside t
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable
 
 import torch
 
@@ -98,12 +97,14 @@ def dpt_class(root: str | os.PathLike) -> type:
     return importlib.import_module(f"{_PRIVATE_PACKAGE}.dpt_depth").DPTDepthModel
 
 
-def depth_patcher(sd_model: Any, *, on_cpu: bool = False) -> Any:
+def depth_patcher(sd_model: Any, *, on_cpu: bool = False, offload: Callable[[], bool] = lambda: False) -> Any:
     """The checkpoint's MiDaS in a Forge ModelPatcher, built once per checkpoint file version.
 
     Loads on Forge's torch device (the CPU if `on_cpu`), in float16 where Forge's
-    should_use_fp16 says so; stored and offloaded on the CPU. Building another checkpoint's
-    drops the previous one.
+    should_use_fp16 says so; stored and offloaded on the CPU. Its own forward hooks ask Forge's
+    memory management for the device before each forward (evicting what Forge must) and, when
+    `offload()` says so, take it back out after; otherwise Forge evicts it when it needs the room,
+    as it does its own preprocessors. Building another checkpoint's drops the previous one.
     """
     from backend import memory_management
     from backend.patcher.base import ModelPatcher
@@ -117,7 +118,11 @@ def depth_patcher(sd_model: Any, *, on_cpu: bool = False) -> Any:
         dtype = torch.float16 if memory_management.should_use_fp16(load_device) else torch.float32
         module = load_depth_model(filename, dpt_class=dpt_class(webui_root())).to(dtype=dtype).eval()
         module.requires_grad_(False)
-        _patchers[key] = ModelPatcher(module, load_device=load_device, offload_device=torch.device("cpu"))
+        patcher = ModelPatcher(module, load_device=load_device, offload_device=torch.device("cpu"))
+        module.register_forward_pre_hook(lambda *_: memory_management.load_models_gpu([patcher]))
+        module.register_forward_hook(lambda *_: unload(patcher) if patcher.depth2img_offload() else None)
+        _patchers[key] = patcher
+    _patchers[key].depth2img_offload = offload  # the caller's, read at each forward
     return _patchers[key]
 
 
@@ -131,26 +136,13 @@ def unload(patcher: Any) -> None:
             return
 
 
-@contextlib.contextmanager
-def loaded(patcher: Any, *, offload: bool) -> Iterator[None]:
-    """Forge's memory management puts the network on its device for one forward (evicting what it
-    must); with `offload` it goes back to the CPU after, else Forge evicts it when it needs room."""
-    from backend import memory_management
+def depth_network(sd_model: Any) -> torch.nn.Module:
+    """The loaded depth checkpoint's MiDaS, placed by Forge (the user's depth device and offload
+    options apply: "cpu" keeps it on the CPU, offload unloads it after each forward)."""
+    from . import options
 
-    memory_management.load_models_gpu([patcher])
-    try:
-        yield
-    finally:
-        if offload:
-            unload(patcher)
-
-
-def depth_network(
-    sd_model: Any, *, on_cpu: bool, offload: bool
-) -> tuple[torch.nn.Module, Callable[[], ContextManager]]:
-    """(MiDaS module, around_forward for DepthEstimator) of the loaded depth checkpoint."""
-    patcher = depth_patcher(sd_model, on_cpu=on_cpu)
-    return patcher.model, lambda: loaded(patcher, offload=offload)
+    on_cpu = options.read("depth2img_device") == "cpu"
+    return depth_patcher(sd_model, on_cpu=on_cpu, offload=lambda: bool(options.read("depth2img_offload"))).model
 
 
 def route_img2img_conditioning(p: Any) -> None:
