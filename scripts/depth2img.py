@@ -6,8 +6,7 @@ from __future__ import annotations
 from modules import script_callbacks, scripts
 
 from lib_depth.webui import api, depth_model, generation, options, saving, ui
-from lib_depth.webui.compat import ldm_midas_api, unsupported_reason
-from lib_depth.webui.ids import WEBUI_INPUTS
+from lib_depth.webui.compat import capture_webui_input, ldm_midas_api, unsupported_reason
 
 
 class Depth2ImgScript(scripts.Script):
@@ -24,8 +23,7 @@ class Depth2ImgScript(scripts.Script):
         return scripts.AlwaysVisible
 
     def after_component(self, component, **kwargs) -> None:
-        if kwargs.get("elem_id") in WEBUI_INPUTS:
-            self.components[kwargs["elem_id"]] = component
+        capture_webui_input(self.components, component, kwargs)
 
     def ui(self, is_img2img: bool):
         """The accordion; its components' values are this script's arguments (fields.py order)."""

@@ -259,6 +259,25 @@ def hires_conditioning(p: Txt2Img, decoded_samples: torch.Tensor, samples: torch
     return p.img2img_image_conditioning(decoded_samples, samples)
 
 
+# --- modules_forge/forge_canvas/canvas.py ForgeCanvas, as modules/ui.py:588-600 makes them ---------------
+def forge_canvas(script: Any, gr: types.ModuleType, elem_id: str) -> tuple[Any, Any]:
+    """ForgeCanvas.__init__ (:148-150): a gr.HTML with elem_id, then the foreground and background
+    LogicalImage (gr.Textbox subclasses, elem_id = a uuid); the WebUI's after_component hook
+    (modules/gradio_extensions.py:28-43) calls every script's after_component with each one's kwargs.
+    Returns (foreground, background)."""
+    uuid = "uuid_0123456789abcdef"
+    made = []
+    for kind, kwargs in (
+        (gr.HTML, {"value": "<div class='forge-image-container'></div>", "elem_id": elem_id}),
+        (gr.Textbox, {"label": "foreground", "elem_id": uuid, "elem_classes": ["logical_image_foreground"]}),
+        (gr.Textbox, {"label": "background", "elem_id": uuid, "elem_classes": ["logical_image_background"]}),
+    ):
+        component = kind(**kwargs)
+        script.after_component(component, **kwargs)
+        made.append(component)
+    return made[1], made[2]
+
+
 # --- the whole set ------------------------------------------------------------------------------------
 @dataclass
 class Forge:

@@ -190,9 +190,7 @@ def test_img2img_batch_of_two_images_gets_two_depths_into_the_unet(load_script, 
     assert len(fast_midas) == 1
 
 
-def test_midas_is_built_once_per_checkpoint_and_rebuilt_when_the_file_changes(
-    load_script, checkpoint, fast_midas
-):
+def test_midas_is_built_once_per_checkpoint_and_rebuilt_when_the_file_changes(load_script, checkpoint, fast_midas):
     model = StableDiffusion2(str(checkpoint))
     module, _ = load_script("forge", sd_model=model)
     for seed in (1, 2):
@@ -280,6 +278,47 @@ def test_non_depth_model_in_forge_is_left_alone(load_script, checkpoint):
     p = Img2Img(model, [make_scene(128, 128, 1)])
     module.Depth2ImgScript().process(p, True)
     assert not {"img2img_image_conditioning", "depth2img_image_conditioning"} & set(vars(p))
+
+
+def test_preview_reads_forges_inpaint_canvas(load_script, checkpoint, fast_midas, dpt_head):
+    """Forge's img2img inputs are canvases: the picture and the strokes (their alpha is the mask)."""
+    model = StableDiffusion2(str(checkpoint))
+    module, fakes = load_script("forge", sd_model=model)
+    script = module.Depth2ImgScript()
+    gr = fakes.webui.gradio
+    for elem_id in ("img2img_width", "img2img_height", "img2img_inpaint_full_res"):
+        script.after_component(gr.Number(0, elem_id=elem_id), elem_id=elem_id)
+    canvases = {elem_id: forge_fakes.forge_canvas(script, gr, elem_id) for elem_id in forge.CANVASES}
+    script.ui(True)
+    button = next(
+        c for c in forge_fakes.webui_fakes.Component.created if c.elem_id == "depth2img_img2img_preview_button"
+    )
+    listener = button.listeners["click"][0]
+    picture = make_scene(160, 160, 5).convert("RGBA")
+    strokes = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
+    strokes.paste((255, 255, 255, 255), (100, 100, 140, 140))
+    foreground, background = canvases["img2maskimg"]
+    values = {c: c.value for c in listener["inputs"]}
+    values[listener["inputs"][0]] = 2  # the inpaint sub-tab
+    values.update({foreground: strokes, background: picture})
+    for component in listener["inputs"]:
+        if component.elem_id in ("img2img_width", "img2img_height"):
+            values[component] = 128
+        if component.elem_id == "img2img_inpaint_full_res":
+            values[component] = 1  # only masked: the crop comes from the strokes
+    image, status = listener["fn"](*values.values())
+    assert image.size == (128, 128) and "Depth for 128x128" in status
+    from lib_depth.run import DepthRun
+    from lib_depth.webui.preview import Inpaint, request_conditioning
+
+    mask = strokes.getchannel("A").point(lambda v: 255 if v > 128 else 0)
+    run = DepthRun(DepthSettings(), DepthEstimator(dpt_head))
+    expected, _ = request_conditioning(run, width=128, height=128, init_image=picture, inpaint=Inpaint(mask, True, 0))
+    whole, _ = request_conditioning(run, width=128, height=128, init_image=picture)
+    from lib_depth.depthmap import conditioning_to_previews
+
+    assert np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(expected, (128, 128))[0]))
+    assert not np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(whole, (128, 128))[0]))
 
 
 # --- Forge: the MiDaS code Forge ships ----------------------------------------------------------------

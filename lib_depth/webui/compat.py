@@ -126,6 +126,39 @@ def unet_input_placement(sd_model: Any) -> tuple[Any, Any]:
     return shared.device, sd_model.dtype
 
 
+def webui_inputs() -> dict[str, tuple[str, str]]:
+    """The WebUI inputs the preview reads: elem_id -> (tab, name) (ids.WEBUI_INPUTS; Forge's
+    img2img canvases add their drawn foregrounds)."""
+    from .ids import WEBUI_INPUTS
+
+    if uses_forge_backend():
+        from .forge import CANVAS_INPUTS
+
+        return {**WEBUI_INPUTS, **CANVAS_INPUTS}
+    return WEBUI_INPUTS
+
+
+def capture_webui_input(components: dict[str, Any], component: Any, kwargs: dict[str, Any]) -> None:
+    """Script.after_component: keep `component` in `components` if the preview reads it."""
+    elem_id = kwargs.get("elem_id")
+    if uses_forge_backend():
+        from .forge import canvas_input_id
+
+        elem_id = canvas_input_id(elem_id, kwargs.get("elem_classes"))
+    if elem_id in webui_inputs():
+        components[elem_id] = component
+
+
+def tab_image_and_mask(tab: int, values: dict[str, Any]) -> tuple[Any, Any] | None:
+    """Forge's img2img sub-tabs send canvases (image + drawn foreground), not AUTOMATIC1111's
+    inputs: (image, mask) there, None elsewhere (preview.py reads AUTOMATIC1111's)."""
+    if not uses_forge_backend():
+        return None
+    from .forge import tab_image_and_mask as forge_tab_image_and_mask
+
+    return forge_tab_image_and_mask(tab, values)
+
+
 def paste_field(component: Any, read: Callable[[dict], Any]) -> Any:
     """One `infotext_fields` entry (modules/infotext_utils.py PasteField)."""
     from modules.infotext_utils import PasteField

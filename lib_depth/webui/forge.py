@@ -162,3 +162,65 @@ def unet_input_placement() -> tuple[torch.device, torch.dtype]:
     from modules import devices
 
     return devices.device, torch.float32
+
+
+# --- the preview's inputs: Forge's img2img canvases (modules_forge/forge_canvas/canvas.py) -----------
+# ForgeCanvas(elem_id=X) makes a gr.HTML with elem_id X, then two hidden LogicalImage textboxes
+# (classes logical_image_foreground, logical_image_background) that carry the drawn strokes and
+# the picture; modules/ui.py makes one per img2img sub-tab but "inpaint upload".
+CANVASES = {
+    "img2img_image": "init",
+    "img2img_sketch": "sketch",
+    "img2maskimg": "inpaint",
+    "inpaint_sketch": "inpaint_sketch",
+}
+CANVAS_INPUTS = {f"{elem}_fg": ("img2img", f"{name}_fg") for elem, name in CANVASES.items()}
+_canvas: list[str | None] = [None]  # the canvas whose LogicalImages come next (the UI is built in order)
+
+
+def canvas_input_id(elem_id: str | None, elem_classes: Any) -> str | None:
+    """The key the preview knows a canvas part by: its picture under the canvas's elem_id (as
+    AUTOMATIC1111's image), its strokes under elem_id + "_fg"; None for the HTML block."""
+    if elem_id in CANVASES:
+        _canvas[0] = elem_id
+        return None
+    classes = [elem_classes] if isinstance(elem_classes, str) else list(elem_classes or [])
+    canvas = _canvas[0]
+    if canvas and "logical_image_foreground" in classes:
+        return f"{canvas}_fg"
+    if canvas and "logical_image_background" in classes:
+        _canvas[0] = None
+        return canvas
+    return elem_id
+
+
+def tab_image_and_mask(tab: int, values: dict[str, Any]) -> tuple[Any, Any]:
+    """(image, mask) of an img2img sub-tab as Forge's modules/img2img.py:160-180 builds them from
+    the canvases: sketches composited over the picture, inpaint masks from the strokes' alpha
+    (thresholded at 128, inpaint sketch's dilated by 1.5 % of the short side)."""
+    from PIL import Image, ImageFilter
+
+    def composite(name: str) -> Any:
+        picture, strokes = values.get(name), values.get(f"{name}_fg")
+        if picture is None or strokes is None:
+            return picture
+        return Image.alpha_composite(picture.convert("RGBA"), strokes.convert("RGBA").resize(picture.size))
+
+    def stroke_mask(name: str, dilate: bool = False) -> Any:
+        picture, strokes = values.get(name), values.get(f"{name}_fg")
+        if picture is None or strokes is None:
+            return None
+        mask = strokes.convert("RGBA").resize(picture.size).getchannel("A")
+        if dilate:
+            mask = mask.filter(ImageFilter.MaxFilter(int(0.015 * min(mask.size)) * 2 + 1))
+        return mask.point(lambda v: 255 if v > 128 else 0)
+
+    if tab == 1:
+        return composite("sketch"), None
+    if tab == 2:
+        return values.get("inpaint"), stroke_mask("inpaint")
+    if tab == 3:
+        return composite("inpaint_sketch"), stroke_mask("inpaint_sketch", dilate=True)
+    if tab == 4:
+        return values.get("inpaint_base"), values.get("inpaint_mask")
+    return values.get("init"), None
