@@ -168,7 +168,7 @@ def status() -> dict[str, Any]:
     """GET /status: the loaded model, the cache, the doctor's rows, the script's argument names."""
     from modules import shared
 
-    from .depth_model import CACHE, is_depth_model
+    from .depth_model import CACHE, installed_estimators, is_depth_model
     from .status import installed_rows
 
     sd_model = shared.sd_model
@@ -177,6 +177,7 @@ def status() -> dict[str, Any]:
         "checkpoint": getattr(getattr(sd_model, "sd_checkpoint_info", None), "name", None),
         "cache": CACHE.stats().__dict__,
         "checkpoints": [row.to_dict() for row in installed_rows()],
+        "estimators": installed_estimators(),
         "args": list(ARG_NAMES),
     }
 

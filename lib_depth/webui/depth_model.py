@@ -79,6 +79,15 @@ def weights_missing(name: str) -> str:
     )
 
 
+def installed_estimators() -> dict[str, bool]:
+    """Which estimators can run now: dpt-hybrid always (it is the checkpoint's), others with weights."""
+    from ..estimators import ESTIMATORS
+
+    return {
+        name: name == DEFAULT_ESTIMATOR or find_weights(models_folder(), name) is not None for name in ESTIMATORS
+    }
+
+
 def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, bool]:
     """(network, weights key, managed) of the chosen estimator: the checkpoint's own MiDaS, or an
     estimator's weights from models/depth2img (loaded once, kept while it stays chosen).
