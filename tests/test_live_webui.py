@@ -348,3 +348,60 @@ def test_many_init_images_with_a_depth_map_each_and_one_shared_range(status):
 
     assert background_change(saved["per image"]) > 1000
     assert background_change(saved["shared"]) < background_change(saved["per image"]) / 10
+
+
+def run_gradio(api_name: str, data: list) -> list:
+    """One event through gradio 4's HTTP API (/call/<api_name>): the function's outputs."""
+    request = urllib.request.Request(
+        f"{URL}/call/{api_name}", data=json.dumps({"data": data}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{URL}/call/{api_name}/{event}", timeout=600) as response:
+        lines = response.read().decode().splitlines()
+    assert "event: complete" in lines, lines
+    return json.loads(lines[lines.index("event: complete") + 1].removeprefix("data:"))
+
+
+@pytest.mark.skipif(not FORGE, reason="Forge's img2img inputs are canvases (gradio 4); set SD_WEBUI_FORGE=1")
+def test_forge_preview_reads_the_inpaint_canvas(status):
+    """The accordion's img2img preview, driven through gradio's own API as the page drives it: Forge's
+    inpaint canvas sends the picture and the strokes; "only masked" previews the strokes' crop."""
+    with urllib.request.urlopen(URL + "/config", timeout=60) as response:
+        config = json.load(response)
+    props = {c["id"]: c.get("props", {}) for c in config["components"]}
+    preview = next(
+        d
+        for d in config["dependencies"]
+        if any(props.get(t[0], {}).get("elem_id") == "depth2img_img2img_preview_button" for t in d["targets"])
+    )
+    canvases = [i for i in preview["inputs"] if "logical_image" in str(props[i].get("elem_classes"))]
+    assert len(canvases) == 8  # img2img, sketch, inpaint, inpaint sketch: strokes and picture each
+
+    def data_url(image: Image.Image) -> str:
+        return "data:image/png;base64," + b64(image)
+
+    picture = make_scene(SIZE, SIZE, 21).convert("RGBA")
+    strokes = Image.new("RGBA", (SIZE, SIZE))
+    strokes.paste((255, 255, 255, 255), (150, 150, 220, 220))
+    canvas_values = {canvases[4]: data_url(strokes), canvases[5]: data_url(picture)}  # the inpaint canvas
+
+    def run(only_masked: bool) -> tuple[np.ndarray, str]:
+        data = []
+        for index in preview["inputs"]:
+            value = {
+                "img2img_width": SIZE,
+                "img2img_height": SIZE,
+                "img2img_inpaint_full_res": "Only masked" if only_masked else "Whole picture",
+                "img2img_inpaint_full_res_padding": 0,
+            }.get(props[index].get("elem_id"), canvas_values.get(index, props[index].get("value")))
+            data.append(2 if index == preview["inputs"][0] else value)  # the inpaint sub-tab
+        image, status_line = run_gradio(preview["api_name"], data)
+        with urllib.request.urlopen(f"{URL}/file={image['path']}", timeout=60) as response:
+            return np.asarray(Image.open(io.BytesIO(response.read())), dtype=np.float64), status_line
+
+    whole, whole_status = run(False)
+    crop, crop_status = run(True)
+    assert f"Depth for {SIZE}x{SIZE}" in whole_status and "depth2img-ok" in crop_status
+    assert whole.shape == crop.shape == (SIZE, SIZE)
+    assert np.abs(whole - crop).mean() > 5  # the crop around the strokes, not the whole picture
