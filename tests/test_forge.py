@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import types
 from pathlib import Path
 
 import forge_fakes
@@ -130,24 +131,22 @@ def test_forks_without_sd2_show_one_line(load_script, kind):
 
 
 def test_reforge_takes_the_automatic1111_path(load_script, dpt_head):
-    """reForge keeps ldm and A1111's processing: the offline-MiDaS patch and ldm's depth class."""
+    """reForge keeps ldm and A1111's processing: the offline-MiDaS patch and ldm's depth class
+    (its generation is test_reforge_gets_the_checkpoints_midas_weights)."""
     import ldm.modules.midas.api as midas_api
 
     before = midas_api.load_model
 
     class LatentDepth2ImageDiffusion(torch.nn.Module):
-        dtype = torch.float32
-
         def __init__(self) -> None:
             super().__init__()
             self.depth_model = dpt_head
 
-    model = LatentDepth2ImageDiffusion()
-    module, fakes = load_script("reforge", sd_model=model)
+    _, fakes = load_script("reforge", sd_model=LatentDepth2ImageDiffusion())
     assert midas_api.load_model is not before and fakes.webui.callbacks.registered["script_unloaded"]
-    p = Img2Img(model, [make_scene(128, 128, 1)], init_latent=torch.zeros(1, 4, 16, 16))
-    module.Depth2ImgScript().process(p, True)
-    assert "depth2img_image_conditioning" in vars(p) and "img2img_image_conditioning" not in vars(p)
+    from lib_depth.webui.depth_model import is_depth_model
+
+    assert is_depth_model(LatentDepth2ImageDiffusion()) and not compat.uses_forge_backend()
 
 
 # --- Forge: recognition ---------------------------------------------------------------------------
@@ -272,6 +271,20 @@ def test_api_errors_are_422_in_forge(load_script, checkpoint, fast_midas):
     assert raised.value.status_code == 422 and "depth map is needed" in raised.value.detail
 
 
+def test_a_checkpoint_without_midas_weights_is_a_422_naming_it(load_script, tmp_path):
+    path = write_safetensors(tmp_path / "no-midas.safetensors", state_dict("sd2"))
+    model = StableDiffusion2(str(path))
+    module, _ = load_script("forge", sd_model=model)
+    p = Img2Img(model, [make_scene(128, 128, 1)], is_api=True)
+    module.Depth2ImgScript().process(p, True)
+    from fastapi import HTTPException
+
+    with pytest.raises(HTTPException) as raised:
+        img2img_init(p, image_to_tensor(make_scene(128, 128, 1)) * 0.5 + 0.5)
+    assert raised.value.status_code == 422
+    assert "no-midas.safetensors: holds no MiDaS depth weights" in raised.value.detail
+
+
 def test_non_depth_model_in_forge_is_left_alone(load_script, checkpoint):
     model = StableDiffusion2(str(checkpoint), in_channels=4)
     module, _ = load_script("forge", sd_model=model)
@@ -319,6 +332,37 @@ def test_preview_reads_forges_inpaint_canvas(load_script, checkpoint, fast_midas
 
     assert np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(expected, (128, 128))[0]))
     assert not np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(whole, (128, 128))[0]))
+
+
+@pytest.mark.slow
+def test_reforge_gets_the_checkpoints_midas_weights(load_script, tmp_path, depth_model):
+    """reForge builds ldm's depth model from the yaml but loads only UNet, VAE and text encoder
+    (modules_forge/forge_loader.py load_model_for_a1111): ours fills in the checkpoint's MiDaS, once."""
+    from models import build_random_dpt_hybrid
+
+    weights = {f"depth_model.{k}": v.half() for k, v in depth_model.state_dict().items()}
+    path = write_safetensors(tmp_path / "512-depth-ema.safetensors", {**state_dict("depth"), **weights})
+
+    class LatentDepth2ImageDiffusion(torch.nn.Module):
+        dtype = torch.float32
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.depth_model = build_random_dpt_hybrid(seed=1)  # what ldm built, without the checkpoint's
+            self.sd_checkpoint_info = types.SimpleNamespace(filename=str(path), sha256=None, name_for_extra="d")
+
+    model = LatentDepth2ImageDiffusion()
+    module, _ = load_script("reforge", sd_model=model)
+    key = next(iter(weights)).removeprefix("depth_model.")
+    assert not torch.equal(model.depth_model.state_dict()[key], weights[f"depth_model.{key}"].float())
+    p = Img2Img(model, [make_scene(96, 96, 1)], init_latent=torch.zeros(1, 4, 12, 12))
+    module.Depth2ImgScript().process(p, True)
+    assert "depth2img_image_conditioning" in vars(p) and "img2img_image_conditioning" not in vars(p)
+    for name, value in model.depth_model.state_dict().items():
+        assert torch.equal(value, weights[f"depth_model.{name}"].float()), name
+    marker = model.depth_model.depth2img_weights
+    module.Depth2ImgScript().process(Img2Img(model, [make_scene(96, 96, 2)]), True)
+    assert model.depth_model.depth2img_weights is marker  # loaded once per model and file
 
 
 # --- Forge: the MiDaS code Forge ships ----------------------------------------------------------------

@@ -114,6 +114,15 @@ def route_conditioning(p: Any) -> None:
         forge.route_img2img_conditioning(p)
 
 
+def fill_depth_weights(sd_model: Any) -> None:
+    """reForge builds ldm's depth model but never loads the checkpoint's MiDaS weights into it:
+    load them (once per model and file). Nothing elsewhere: AUTOMATIC1111 loads them itself."""
+    if webui() == REFORGE:
+        from . import forge
+
+        forge.fill_reforge_depth_weights(sd_model)
+
+
 def unet_input_placement(sd_model: Any) -> tuple[Any, Any]:
     """(device, dtype) for the conditioning the UNet gets. Forge 2's engine has no `dtype` and
     `shared.device` is None there; its KModel casts the concatenated input itself."""

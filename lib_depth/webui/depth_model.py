@@ -99,6 +99,7 @@ def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, boo
             from .forge import depth_network as forge_depth_network
 
             return forge_depth_network(sd_model), checkpoint_key(sd_model), True
+        compat.fill_depth_weights(sd_model)  # reForge builds the MiDaS without the checkpoint's weights
         managed = bool(getattr(shared.cmd_opts, "lowvram", False) or getattr(shared.cmd_opts, "medvram", False))
         return sd_model.depth_model, checkpoint_key(sd_model), managed
     path = find_weights(models_folder(), settings.estimator)

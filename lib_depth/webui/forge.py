@@ -15,7 +15,9 @@ missing, per generation and per object, with nothing patched globally:
   conditioning generation.install put on p (Forge passes what it returns to the sampler as
   `image_cond`, which backend/sampling/sampling_function.py concatenates to the latent).
 
-Only called where compat.webui() is Forge; Forge's modules are imported inside the functions.
+Also `fill_reforge_depth_weights`, for reForge (which keeps AUTOMATIC1111's ldm path but never loads
+the checkpoint's MiDaS weights). Only called where compat.webui() says so; Forge's modules are
+imported inside the functions.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from typing import Any, Callable
 
 import torch
 
+from ..checkpoint import depth_model_state_dict, inspect_checkpoint
 from ..midas import import_dpt_depth_model, load_depth_model
+from ..run import DepthInputError
 
 DEPTH_UNET_CHANNELS = 5  # 4 latent channels + 1 depth channel (512-depth-ema)
 FORGE_MIDAS = Path("extensions-builtin") / "forge_legacy_preprocessors" / "annotator" / "midas" / "midas"
@@ -115,6 +119,9 @@ def depth_patcher(sd_model: Any, *, on_cpu: bool = False, offload: Callable[[], 
     key = (filename, stat.st_size, stat.st_mtime_ns, str(load_device))
     if key not in _patchers:
         _patchers.clear()
+        report = inspect_checkpoint(filename)  # the header: say what is wrong with the file before building
+        if report.problem or not report.has_depth_weights:
+            raise ValueError(f"{Path(filename).name}: {report.problem or 'holds no MiDaS depth weights'}")
         dtype = torch.float16 if memory_management.should_use_fp16(load_device) else torch.float32
         module = load_depth_model(filename, dpt_class=dpt_class(webui_root())).to(dtype=dtype).eval()
         module.requires_grad_(False)
@@ -142,7 +149,41 @@ def depth_network(sd_model: Any) -> torch.nn.Module:
     from . import options
 
     on_cpu = options.read("depth2img_device") == "cpu"
-    return depth_patcher(sd_model, on_cpu=on_cpu, offload=lambda: bool(options.read("depth2img_offload"))).model
+    try:
+        patcher = depth_patcher(sd_model, on_cpu=on_cpu, offload=lambda: bool(options.read("depth2img_offload")))
+    except (ValueError, OSError) as error:  # no or unfit MiDaS weights, no MiDaS code: stops it, says why
+        raise DepthInputError(f"depth2img: {error}") from None
+    return patcher.model
+
+
+def fill_reforge_depth_weights(sd_model: Any) -> None:
+    """reForge (modules_forge/forge_loader.py load_model_for_a1111) instantiates
+    LatentDepth2ImageDiffusion from the yaml, then takes only the UNet, VAE and text encoder from the
+    checkpoint (load_checkpoint_guess_config): `sd_model.depth_model` keeps what ldm's MiDaS loader
+    gave it (with the offline patch: no weights). Load the checkpoint's own, once per model and
+    file version, in place (its device and dtype stay)."""
+    depth_model = getattr(sd_model, "depth_model", None)
+    if depth_model is None:
+        return
+    try:
+        filename = checkpoint_file(sd_model)
+        stat = os.stat(filename)
+    except (ValueError, OSError) as error:
+        raise DepthInputError(f"depth2img: {error}") from None
+    key = (filename, stat.st_size, stat.st_mtime_ns)
+    if getattr(depth_model, "depth2img_weights", None) == key:
+        return
+    network = getattr(depth_model, "model", depth_model)  # ldm's MiDaSInference wraps the DPTDepthModel
+    try:
+        network.load_state_dict(depth_model_state_dict(filename), strict=True)
+    except ValueError as error:
+        raise DepthInputError(f"depth2img: {error}") from None
+    except RuntimeError as error:
+        detail = str(error).splitlines()[0]
+        raise DepthInputError(
+            f"depth2img: {Path(filename).name}: its MiDaS weights do not fit DPT-Hybrid ({detail})"
+        ) from None
+    depth_model.depth2img_weights = key
 
 
 def route_img2img_conditioning(p: Any) -> None:
