@@ -149,6 +149,18 @@ def test_reforge_takes_the_automatic1111_path(load_script, dpt_head):
     assert is_depth_model(LatentDepth2ImageDiffusion()) and not compat.uses_forge_backend()
 
 
+def test_status_line_before_forge_loads_the_model(load_script, checkpoint, tmp_path):
+    """Forge loads the selected checkpoint with the first generation: until then shared.sd_model is None."""
+    module, fakes = load_script("forge", sd_model=None)
+    from lib_depth.webui.status import status_html
+
+    fakes.webui.modules["modules.sd_models"].select_checkpoint = lambda: types.SimpleNamespace(filename=str(checkpoint))
+    assert "Depth model selected: 512-depth-ema.safetensors (Forge loads it" in status_html()
+    other = write_safetensors(tmp_path / "sd21.safetensors", state_dict("sd2"))
+    fakes.webui.modules["modules.sd_models"].select_checkpoint = lambda: types.SimpleNamespace(filename=str(other))
+    assert "not a depth model" in status_html()
+
+
 # --- Forge: recognition ---------------------------------------------------------------------------
 @pytest.mark.parametrize("channels,is_sd2,expected", [(5, True, True), (4, True, False), (9, True, False),
                                                       (5, False, False)])  # fmt: skip

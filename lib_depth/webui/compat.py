@@ -123,6 +123,26 @@ def fill_depth_weights(sd_model: Any) -> None:
         forge.fill_reforge_depth_weights(sd_model)
 
 
+def model_pending_line(sd_model: Any) -> tuple[str, str] | None:
+    """(css class, text) while Forge has loaded no model yet (it loads the selected checkpoint with
+    the first generation, not at start-up) and the selected one is a depth checkpoint; else None."""
+    if sd_model is not None or not uses_forge_backend():
+        return None
+    from pathlib import Path
+
+    from .status import checkpoint_has_depth_weights
+
+    try:
+        from modules import sd_models
+
+        filename = getattr(sd_models.select_checkpoint(), "filename", None)
+    except Exception:  # noqa: BLE001  no checkpoint selected: the usual line says what to do
+        return None
+    if not filename or not checkpoint_has_depth_weights(filename):
+        return None
+    return "depth2img-ok", f"Depth model selected: {Path(filename).name} (Forge loads it with the first generation)"
+
+
 def unet_input_placement(sd_model: Any) -> tuple[Any, Any]:
     """(device, dtype) for the conditioning the UNet gets. Forge 2's engine has no `dtype` and
     `shared.device` is None there; its KModel casts the concatenated input itself."""
