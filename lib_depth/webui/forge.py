@@ -10,7 +10,8 @@ missing, per generation and per object, with nothing patched globally:
 - the MiDaS DPT-Hybrid built from the checkpoint file's own weights, with the DPT code of
   `lib_depth.midas` (ldm) or, where there is no ldm, Forge's own identical copy in
   extensions-builtin/forge_legacy_preprocessors, wrapped in Forge's ModelPatcher so Forge's memory
-  management loads it (float16 where Forge says so) and offloads it after use; one per checkpoint;
+  management puts it on the device for each forward (float16 where Forge says so) and evicts it when
+  it needs the room, or right after the forward with the offload setting; one per checkpoint;
 - `route_img2img_conditioning`: `p.img2img_image_conditioning` on this p only, calling the depth
   conditioning generation.install put on p (Forge passes what it returns to the sampler as
   `image_cond`, which backend/sampling/sampling_function.py concatenates to the latent).
@@ -118,6 +119,8 @@ def depth_patcher(sd_model: Any, *, on_cpu: bool = False, offload: Callable[[], 
     load_device = torch.device("cpu") if on_cpu else memory_management.get_torch_device()
     key = (filename, stat.st_size, stat.st_mtime_ns, str(load_device))
     if key not in _patchers:
+        for previous in _patchers.values():  # another checkpoint's (or device's): out of Forge's loaded models
+            unload(previous)
         _patchers.clear()
         report = inspect_checkpoint(filename)  # the header: say what is wrong with the file before building
         if report.problem or not report.has_depth_weights:
@@ -126,8 +129,16 @@ def depth_patcher(sd_model: Any, *, on_cpu: bool = False, offload: Callable[[], 
         module = load_depth_model(filename, dpt_class=dpt_class(webui_root())).to(dtype=dtype).eval()
         module.requires_grad_(False)
         patcher = ModelPatcher(module, load_device=load_device, offload_device=torch.device("cpu"))
-        module.register_forward_pre_hook(lambda *_: memory_management.load_models_gpu([patcher]))
-        module.register_forward_hook(lambda *_: unload(patcher) if patcher.depth2img_offload() else None)
+
+        def before_forward(*_: Any) -> None:  # returns None: the input stays as it is
+            memory_management.load_models_gpu([patcher])
+
+        def after_forward(*_: Any) -> None:  # returns None: the output stays as it is
+            if patcher.depth2img_offload():
+                unload(patcher)
+
+        module.register_forward_pre_hook(before_forward)
+        module.register_forward_hook(after_forward)
         _patchers[key] = patcher
     _patchers[key].depth2img_offload = offload  # the caller's, read at each forward
     return _patchers[key]
