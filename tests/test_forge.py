@@ -203,7 +203,7 @@ def test_img2img_batch_of_two_images_gets_two_depths_into_the_unet(load_script, 
 
 def test_midas_is_built_once_per_checkpoint_and_rebuilt_when_the_file_changes(load_script, checkpoint, fast_midas):
     model = StableDiffusion2(str(checkpoint))
-    module, _ = load_script("forge", sd_model=model)
+    module, fakes = load_script("forge", sd_model=model)
     for seed in (1, 2):
         p = Img2Img(model, [make_scene(128, 128, seed)])
         module.Depth2ImgScript().process(p, True)
@@ -215,6 +215,8 @@ def test_midas_is_built_once_per_checkpoint_and_rebuilt_when_the_file_changes(lo
     module.Depth2ImgScript().process(p, True)
     img2img_init(p, image_to_tensor(make_scene(128, 128, 3)) * 0.5 + 0.5)
     assert len(fast_midas) == 2
+    # the replaced one left Forge's loaded models; the new one is there
+    assert [loaded.model for loaded in fakes.memory.current_loaded_models] == list(forge._patchers.values())
 
 
 def test_offload_on_unloads_after_use_and_fp16_where_forge_says(load_script, checkpoint, fast_midas):
