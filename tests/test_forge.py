@@ -150,14 +150,24 @@ def test_reforge_takes_the_automatic1111_path(load_script, dpt_head):
 
 
 def test_status_line_before_forge_loads_the_model(load_script, checkpoint, tmp_path):
-    """Forge loads the selected checkpoint with the first generation: until then shared.sd_model is None."""
-    module, fakes = load_script("forge", sd_model=None)
+    """Forge loads the selected checkpoint with the first generation: until then shared.sd_model is a
+    FakeInitialModel (modules/sd_models.py:385) and the selection is in model_data.forge_loading_parameters
+    (modules_forge/main_entry.py:229)."""
+
+    class FakeInitialModel:
+        cond_stage_model = None
+
+    module, fakes = load_script("forge", sd_model=FakeInitialModel())
     from lib_depth.webui.status import status_html
 
-    fakes.webui.modules["modules.sd_models"].select_checkpoint = lambda: types.SimpleNamespace(filename=str(checkpoint))
+    sd_models = fakes.webui.modules["modules.sd_models"]
+    sd_models.model_data = types.SimpleNamespace(forge_loading_parameters={})
+    assert "not a depth model" in status_html()  # nothing selected
+    selected = types.SimpleNamespace(filename=str(checkpoint))
+    sd_models.model_data.forge_loading_parameters["checkpoint_info"] = selected
     assert "Depth model selected: 512-depth-ema.safetensors (Forge loads it" in status_html()
     other = write_safetensors(tmp_path / "sd21.safetensors", state_dict("sd2"))
-    fakes.webui.modules["modules.sd_models"].select_checkpoint = lambda: types.SimpleNamespace(filename=str(other))
+    sd_models.model_data.forge_loading_parameters["checkpoint_info"] = types.SimpleNamespace(filename=str(other))
     assert "not a depth model" in status_html()
 
 

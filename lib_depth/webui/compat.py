@@ -126,18 +126,14 @@ def fill_depth_weights(sd_model: Any) -> None:
 def model_pending_line(sd_model: Any) -> tuple[str, str] | None:
     """(css class, text) while Forge has loaded no model yet (it loads the selected checkpoint with
     the first generation, not at start-up) and the selected one is a depth checkpoint; else None."""
-    if sd_model is not None or not uses_forge_backend():
+    if not uses_forge_backend():
         return None
     from pathlib import Path
 
+    from .forge import pending_checkpoint
     from .status import checkpoint_has_depth_weights
 
-    try:
-        from modules import sd_models
-
-        filename = getattr(sd_models.select_checkpoint(), "filename", None)
-    except Exception:  # noqa: BLE001  no checkpoint selected: the usual line says what to do
-        return None
+    filename = pending_checkpoint(sd_model)
     if not filename or not checkpoint_has_depth_weights(filename):
         return None
     return "depth2img-ok", f"Depth model selected: {Path(filename).name} (Forge loads it with the first generation)"

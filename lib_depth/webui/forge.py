@@ -69,6 +69,21 @@ def checkpoint_file(sd_model: Any) -> str:
     return str(filename)
 
 
+def pending_checkpoint(sd_model: Any) -> str | None:
+    """The checkpoint file Forge will load with the next generation, while it has loaded none:
+    modules/sd_models.py keeps a FakeInitialModel until then, and modules_forge/main_entry.py puts
+    the selection into model_data.forge_loading_parameters."""
+    if sd_model is not None and type(sd_model).__name__ != "FakeInitialModel":
+        return None
+    try:
+        from modules import sd_models
+
+        info = sd_models.model_data.forge_loading_parameters.get("checkpoint_info")
+    except Exception:  # noqa: BLE001  nothing selected (yet): the usual status line says what to do
+        return None
+    return getattr(info, "filename", None)
+
+
 def webui_root() -> Path:
     from modules.paths_internal import script_path
 
