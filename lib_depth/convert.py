@@ -10,13 +10,17 @@ Every source tensor must be used and every target tensor produced, or conversion
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+
+from .files import new_file_mode
 
 DEPTH_PIPELINE = "StableDiffusionDepth2ImgPipeline"
 COMPONENTS = ("unet", "vae", "text_encoder", "depth_estimator")
@@ -413,26 +417,72 @@ def convert_pipeline(
     return state, config
 
 
-def write_checkpoint(
-    state: dict[str, torch.Tensor], config: dict[str, Any], output: str | Path, *, half: bool = False
-) -> tuple[Path, Path]:
-    """Write OUT.safetensors and OUT.yaml; never overwrites (ConversionError if either exists)."""
-    import yaml
-    from safetensors.torch import save_file
-
+def check_output(output: str | Path) -> tuple[Path, Path]:
+    """(checkpoint, yaml) paths if they can be written: a .safetensors name, neither file present,
+    a writable folder. Checked before any weight is read; ConversionError naming the file if not."""
+    from .files import check_writable_folder
     from .model_config import config_path_for
 
     output = Path(output)
-    if output.suffix != ".safetensors":
+    if output.suffix.lower() != ".safetensors":
         raise ConversionError(f"{output}: the output must be a .safetensors file")
     yaml_path = config_path_for(output)
-    existing = [str(p) for p in (output, yaml_path) if p.exists()]
+    existing = [str(p) for p in (output, yaml_path) if os.path.lexists(p)]
     if existing:
         raise ConversionError(f"{', '.join(existing)} already exist(s); choose another name or move it away")
+    try:
+        check_writable_folder(output.parent, "output")
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
+    return output, yaml_path
+
+
+def write_checkpoint(
+    state: dict[str, torch.Tensor], config: dict[str, Any], output: str | Path, *, half: bool = False
+) -> tuple[Path, Path]:
+    """Write OUT.safetensors and OUT.yaml; never overwrites (ConversionError if either exists).
+
+    The checkpoint is written under a temporary name and linked into place, which fails rather
+    than replace a file that appeared meanwhile; both files get the umask's permissions.
+    """
+    import yaml
+    from safetensors.torch import save_file
+
+    output, yaml_path = check_output(output)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(output), metadata={"format": "pt"})
     header = "# sd-webui-depth2img: converted from a diffusers StableDiffusionDepth2ImgPipeline\n"
-    yaml_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    config_text = (header + yaml.safe_dump(config, sort_keys=False)).encode("utf-8")
+    temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(temporary), metadata={"format": "pt"})
+        os.chmod(temporary, new_file_mode())
+        _link_new(temporary, output)
+        try:
+            with yaml_path.open("xb") as file:
+                file.write(config_text)
+        except BaseException:
+            output.unlink(missing_ok=True)  # ours, written a moment ago: no half-installed model
+            raise
+    except FileExistsError as error:
+        raise ConversionError(f"{error.filename}: appeared while converting; nothing was replaced") from None
+    except OSError as error:
+        raise ConversionError(f"{output}: cannot write ({error.strerror or error})") from None
+    except Exception as error:  # safetensors reports I/O failures as its own error type
+        raise ConversionError(f"{output}: cannot write ({error})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
     return output, yaml_path
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Give `source` the name `target` only if no file has it (a hard link fails on an existing
+    name; where links are unsupported, check and rename)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.rename(source, target)

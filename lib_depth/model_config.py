@@ -8,12 +8,13 @@ so it is recognised here; fixing it moves the user's file aside, never overwrite
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from .files import write_atomically
 
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "configs" / "sd2-depth-inference.yaml"
 DEPTH_TARGET = "ldm.models.diffusion.ddpm.LatentDepth2ImageDiffusion"
@@ -92,7 +93,9 @@ def fix_depth_config(checkpoint: str | os.PathLike, *, now: float | None = None)
     target = status.path
     backup = None
     try:
+        mode = None  # a new file: the umask's mode
         if status.state != "missing":
+            mode = target.stat().st_mode  # the replaced file's, so whoever could read it still can
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
             backup = target.with_name(f"{target.name}.bak-{stamp}")
             counter = 1
@@ -100,21 +103,10 @@ def fix_depth_config(checkpoint: str | os.PathLike, *, now: float | None = None)
                 counter += 1
                 backup = target.with_name(f"{target.name}.bak-{stamp}-{counter}")
             target.rename(backup)
-        _write_atomically(target, BUNDLED_CONFIG.read_bytes())
+        write_atomically(target, BUNDLED_CONFIG.read_bytes(), mode=mode)
     except OSError as error:
         raise ValueError(
             f"cannot write {target} ({error.strerror or error.__class__.__name__}); make the folder writable "
             f"or copy {BUNDLED_CONFIG} there by hand as {target.name}"
         ) from None
     return ConfigFix(target, backup)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
