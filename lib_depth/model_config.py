@@ -18,6 +18,7 @@ from .files import write_atomically
 
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "configs" / "sd2-depth-inference.yaml"
 DEPTH_TARGET = "ldm.models.diffusion.ddpm.LatentDepth2ImageDiffusion"
+MAX_CONFIG_BYTES = 1 * 2**20  # a model config is a few KiB
 
 
 @dataclass(frozen=True)
@@ -38,14 +39,21 @@ def check_depth_config(checkpoint: str | os.PathLike) -> ConfigStatus:
     if not path.exists():
         return ConfigStatus(path, "missing", f"no {path.name}; the WebUI detects the depth model by its weights")
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return ConfigStatus(
+                path, "unreadable", f"{path.name} is over {MAX_CONFIG_BYTES:,} bytes: not a model config"
+            )
         with path.open("r", encoding="utf-8") as file:
             config = yaml.safe_load(file)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except RecursionError:  # a crafted, deeply nested file; pyyaml composes recursively
+        return ConfigStatus(path, "unreadable", f"{path.name} cannot be read (nested too deeply)")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as error:
         return ConfigStatus(path, "unreadable", f"{path.name} cannot be read ({error.__class__.__name__})")
     problem = _depth_config_problem(config)
     if problem:
         return ConfigStatus(path, "wrong", f"{path.name} {problem}")
     context_dim = _section(_section(_section(config["model"], "params"), "unet_config"), "params").get("context_dim")
+    context_dim = context_dim if isinstance(context_dim, int) and not isinstance(context_dim, bool) else None
     return ConfigStatus(path, "ok", f"{path.name} describes a depth model", context_dim)
 
 
@@ -55,19 +63,27 @@ def _depth_config_problem(config: object) -> str | None:
         return "is not a model config (no 'model' section)"
     params = _section(model, "params")
     unet = _section(_section(params, "unet_config"), "params")
-    target = str(model.get("target", "?"))
+    target = _short(model.get("target", "?"))
     found = []
     if target != DEPTH_TARGET:
         found.append(f"model {target.rsplit('.', 1)[-1]}")
     if "depth_stage_config" not in params:
         found.append("no depth_stage_config")
     if unet.get("in_channels") != 5:
-        found.append(f"UNet in_channels {unet.get('in_channels', '?')} (depth needs 5)")
+        found.append(f"UNet in_channels {_short(unet.get('in_channels', '?'))} (depth needs 5)")
     if params.get("conditioning_key") != "hybrid":
-        found.append(f"conditioning_key {params.get('conditioning_key', '?')} (depth needs hybrid)")
+        found.append(f"conditioning_key {_short(params.get('conditioning_key', '?'))} (depth needs hybrid)")
     if not found:
         return None
     return "describes another model: " + ", ".join(found)
+
+
+def _short(value: object) -> str:
+    """A config value for a message; a crafted one (an alias bomb) is never turned into text."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"<{type(value).__name__}>"
 
 
 def _section(mapping: dict, key: str) -> dict:
