@@ -318,6 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         print(f"error: {_error_text(error)}", file=sys.stderr)
         return 2
+    except ImportError as error:  # ldm, open_clip or a library missing: which one, and what to run instead
+        print(
+            f"error: cannot import {error.name or error} ({error}); run the command line with the WebUI's own "
+            "Python, from the WebUI folder: venv/bin/python extensions/sd-webui-depth2img/depth2img-cli.py ... "
+            "(Windows: venv\\Scripts\\python.exe), or install requirements-cli.txt",
+            file=sys.stderr,
+        )
+        return 2
     except MemoryError:
         print("error: not enough memory for this; try smaller images or --max-megapixels", file=sys.stderr)
         return 2
