@@ -74,7 +74,7 @@ def _preview(args: argparse.Namespace) -> int:
     settings = settings_from_arguments(args)
     if args.width is not None and args.height is not None:
         check_pixels(args.width, args.height, "--width/--height")
-    depth = load_depth_map(args.depth_map, name=f"depth map {args.depth_map.name}")
+    depth = load_depth_map(args.depth_map, name="depth map")
     requested_width, requested_height = args.width or depth.shape[1], args.height or depth.shape[0]
     check_pixels(requested_width, requested_height, "--width/--height")
     width, height = requested_width - requested_width % 8, requested_height - requested_height % 8

@@ -65,18 +65,23 @@ def max_pixels_limit(max_pixels: int | None = None) -> int:
 COMMAND_LINE_HINT = f"set {MAX_MEGAPIXELS_VARIABLE} or --max-megapixels to change it"
 
 
-def limit_message(width: int, height: int, limit: int, hint: str = COMMAND_LINE_HINT) -> str:
+def limit_message(width: int, height: int, max_pixels: int | None = None, hint: str = COMMAND_LINE_HINT) -> str:
     """Why a size is refused, with the number that applied and where it comes from."""
-    source = "Pillow's decompression-bomb limit" if pillow_max_pixels() == limit else "the image size limit"
-    return f"{width}x{height} ({width * height:,} pixels) is over {source} of {limit:,} pixels ({hint})"
+    pixels = f"{width}x{height} ({width * height:,} pixels)"
+    configured, limit = configured_max_pixels(max_pixels), max_pixels_limit(max_pixels)
+    if limit < configured:
+        return (
+            f"{pixels} is over Pillow's decompression-bomb limit of {limit:,} pixels, which caps the configured "
+            f"{configured:,} (Pillow's Image.MAX_IMAGE_PIXELS sets it)"
+        )
+    return f"{pixels} is over the image size limit of {limit:,} pixels ({hint})"
 
 
 def check_pixels(
     width: int, height: int, name: str, max_pixels: int | None = None, hint: str = COMMAND_LINE_HINT
 ) -> None:
-    limit = max_pixels_limit(max_pixels)
-    if width * height > limit:
-        raise ValueError(f"{name}: {limit_message(width, height, limit, hint)}")
+    if width * height > max_pixels_limit(max_pixels):
+        raise ValueError(f"{name}: {limit_message(width, height, max_pixels, hint)}")
 
 
 def open_limited(
@@ -96,7 +101,7 @@ def open_limited(
             raise ValueError(f"{name}: {_over_pillows_limit(str(error), max_pixels, hint)}") from None
     if image.width * image.height > limit:
         image.close()
-        raise ValueError(f"{name}: {limit_message(image.width, image.height, limit, hint)}")
+        raise ValueError(f"{name}: {limit_message(image.width, image.height, max_pixels, hint)}")
     return image
 
 
