@@ -72,6 +72,8 @@ def _preview(args: argparse.Namespace) -> int:
     from .images import check_pixels
 
     settings = settings_from_arguments(args)
+    if args.output.suffix.lower() != ".png":
+        raise ValueError(f"-o/--output: {args.output} must be a .png file name (the preview is written as PNG)")
     if args.width is not None and args.height is not None:
         check_pixels(args.width, args.height, "--width/--height")
     depth = load_depth_map(args.depth_map, name="depth map")

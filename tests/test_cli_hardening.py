@@ -211,3 +211,20 @@ def test_depth_with_an_unusable_checkpoint_stops_before_any_image(tmp_path, caps
         ["depth", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "page.safetensors"), "-o", str(tmp_path)]
     )
     assert code == 2 and "this looks like a web page" in capsys.readouterr().err
+
+
+def test_preview_output_must_be_a_png_name(tmp_path, capsys):
+    source = depth_map(tmp_path / "m.png")
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"a user's photo")
+    assert main(["preview", str(source), "-o", str(photo)]) == 2
+    assert "photo.jpg must be a .png file name" in capsys.readouterr().err
+    assert photo.read_bytes() == b"a user's photo" and not (tmp_path / "photo-1.jpg").exists()
+
+
+def test_preview_onto_a_folder_name_takes_the_next_name(tmp_path, capsys):
+    source = depth_map(tmp_path / "m.png")
+    (tmp_path / "dir.png").mkdir()
+    assert main(["preview", str(source), "-o", str(tmp_path / "dir.png")]) == 0
+    assert "dir-1.png (dir.png exists; files are never overwritten)" in capsys.readouterr().out
+    assert (tmp_path / "dir.png").is_dir() and (tmp_path / "dir-1.png").is_file()
