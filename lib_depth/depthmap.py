@@ -92,7 +92,16 @@ def _array_to_depth(array: np.ndarray, name: str) -> np.ndarray:
 def depth_to_tensor(depth: np.ndarray | list[np.ndarray], device: torch.device | str | None = None) -> torch.Tensor:
     """One map or a list of maps (each [H, W]) -> float32 [B, 1, H, W]; maps of other sizes are
     resized to the first one's size."""
-    maps = depth if isinstance(depth, list) else [depth]
+    maps = list(depth) if isinstance(depth, (list, tuple)) else [depth]
+    if not maps:
+        raise ValueError("depth: expected a depth map or a non-empty list of depth maps, got an empty list")
+    for index, item in enumerate(maps):
+        if not isinstance(item, np.ndarray) or item.ndim != 2:
+            shape = getattr(item, "shape", None)
+            raise ValueError(
+                f"depth map {index + 1}: expected a 2-D numpy array [H, W], got {type(item).__name__}"
+                + (f" of shape {tuple(shape)}" if shape is not None else "")
+            )
     first = torch.from_numpy(np.ascontiguousarray(maps[0], dtype=np.float32))[None, None]
     tensors = [first]
     for item in maps[1:]:

@@ -206,3 +206,14 @@ def test_base64_upload_with_exif_and_limit(tmp_path):
     Image.new("RGB", (100, 100)).save(buffer, format="PNG")
     with pytest.raises(ValueError, match="over the image size limit of 5,000 pixels"):
         decode_image(base64.b64encode(buffer.getvalue()).decode(), "image", max_pixels=5000)
+
+
+def test_depth_to_tensor_argument_errors():
+    from lib_depth import depth_to_tensor
+
+    with pytest.raises(ValueError, match="depth: expected a depth map or a non-empty list of depth maps"):
+        depth_to_tensor([])
+    with pytest.raises(ValueError, match=r"depth map 2: expected a 2-D numpy array \[H, W\], got ndarray of shape"):
+        depth_to_tensor([np.zeros((8, 8), np.float32), np.zeros((8, 8, 3), np.float32)])
+    with pytest.raises(ValueError, match="depth map 1: expected a 2-D numpy array"):
+        depth_to_tensor("depth.png")
