@@ -228,3 +228,38 @@ def test_preview_onto_a_folder_name_takes_the_next_name(tmp_path, capsys):
     assert main(["preview", str(source), "-o", str(tmp_path / "dir.png")]) == 0
     assert "dir-1.png (dir.png exists; files are never overwritten)" in capsys.readouterr().out
     assert (tmp_path / "dir.png").is_dir() and (tmp_path / "dir-1.png").is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a POSIX pseudo-terminal")
+def test_depth_shows_its_steps_on_a_terminal_and_keeps_stdout_clean(tmp_path, depth_checkpoint):  # noqa: F811
+    """stderr on a pseudo-terminal: the status line names each slow step; stdout (a pipe, as in a
+    log) gets only the result line."""
+    import pty
+
+    make_scene(96, 64, 0).save(tmp_path / "a.png")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lib_depth", "depth", str(tmp_path / "a.png"), "--checkpoint", str(depth_checkpoint)]
+        + ["-o", str(tmp_path / "out")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
+    os.close(slave)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    out = process.stdout.read().decode()
+    assert process.wait(timeout=300) == 0
+    os.close(master)
+    text = shown.decode(errors="replace")
+    for step in ("loading the depth model from", "estimating depth a.png", "writing a-depth.png"):
+        assert step in text, text
+    assert text.endswith("\r\x1b[K")  # the status line is erased at the end
+    assert out == f"{tmp_path / 'a.png'} -> {tmp_path / 'out' / 'a-depth.png'}\n"
