@@ -8,6 +8,7 @@ from typing import Any, Sequence
 from PIL import Image
 
 from ..fields import ARG_NAMES, FIELDS
+from ..images import fix_image
 from ..settings import DepthSettings
 from .payload import PayloadError, decode_image
 
@@ -54,6 +55,8 @@ def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: in
         if len(image) > MAX_MAPS:
             raise PayloadError(f"depth2img image: {len(image)} images is over the limit of {MAX_MAPS}")
         decoded = [decode_image(item, f"depth2img image {n + 1}", **limits) for n, item in enumerate(image)]
+    elif isinstance(image, Image.Image):  # the accordion's upload: oriented as the WebUI orients init images
+        decoded = decode_image(fix_image(image), "depth2img image", **limits)
     elif image is not None and image != "":
         decoded = decode_image(image, "depth2img image", **limits)
     return ScriptRequest(settings, decoded or None)

@@ -83,9 +83,7 @@ def installed_estimators() -> dict[str, bool]:
     """Which estimators can run now: dpt-hybrid always (it is the checkpoint's), others with weights."""
     from ..estimators import ESTIMATORS
 
-    return {
-        name: name == DEFAULT_ESTIMATOR or find_weights(models_folder(), name) is not None for name in ESTIMATORS
-    }
+    return {name: name == DEFAULT_ESTIMATOR or find_weights(models_folder(), name) is not None for name in ESTIMATORS}
 
 
 def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, bool]:

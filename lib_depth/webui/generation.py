@@ -42,7 +42,7 @@ def process(p: Any, args: Sequence[Any]) -> None:
         estimator = make_estimator(p.sd_model, settings)
     except DepthInputError as missing:  # raised where it stops the generation: in the conditioning
         estimator, error = None, error or str(missing)
-    if settings.depth_folder and not is_txt2img(p):  # a frame of the Batch tab with its depth map
+    if not is_txt2img(p) and p.init_images and batch.is_batch_frame(p, settings):  # a Batch-tab frame
         run = batch.frame_run(p, settings, estimator, error)
     else:
         run = DepthRun(settings, estimator, request.image if request else None, error)
