@@ -311,8 +311,8 @@ def test_each_installed_estimator_in_img2img_txt2img_and_the_estimate_route(stat
         code, other = call("/depth2img/v1/estimate", {"image": b64(photo), "settings": settings})
         assert code == 200, other
         assert other["info"] == f"source=estimate; estimator={name}; resolution=266"
-        difference = np.abs(pixels(other["depth"]) - pixels(midas["depth"])).mean()
-        assert difference > 1, f"{name} gave the same map as dpt-hybrid"
+        sixteen_bit = [np.asarray(unb64(m["depth"]), dtype=np.float64) for m in (other, midas)]
+        assert np.abs(sixteen_bit[0] - sixteen_bit[1]).mean() > 1000, f"{name} gave the same map as dpt-hybrid"
 
 
 def ball_map(step: int) -> Image.Image:
@@ -346,7 +346,7 @@ def test_many_init_images_with_a_depth_map_each_and_one_shared_range(status):
     def background_change(maps):
         return max(np.abs(a[:, :20] - b[:, :20]).mean() for a, b in zip(maps, maps[1:], strict=False))
 
-    assert background_change(saved["per image"]) > 1000
+    assert background_change(saved["per image"]) > 200  # of 65535: the far ramp moves as the disc nears
     assert background_change(saved["shared"]) < background_change(saved["per image"]) / 10
 
 
