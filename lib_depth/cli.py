@@ -569,8 +569,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    configured = os.environ.get(MAX_MEGAPIXELS_VARIABLE)
     if args.max_megapixels is not None:
-        os.environ[MAX_MEGAPIXELS_VARIABLE] = repr(args.max_megapixels)  # this process's limit everywhere
+        os.environ[MAX_MEGAPIXELS_VARIABLE] = repr(args.max_megapixels)  # the limit everywhere, for this command
     shown = warnings.showwarning
     warnings.showwarning = _show_warning  # one "warning: ..." line, no source listing
     try:
@@ -597,3 +598,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         warnings.showwarning = shown
+        if configured is None:
+            os.environ.pop(MAX_MEGAPIXELS_VARIABLE, None)
+        else:
+            os.environ[MAX_MEGAPIXELS_VARIABLE] = configured

@@ -263,3 +263,14 @@ def test_depth_shows_its_steps_on_a_terminal_and_keeps_stdout_clean(tmp_path, de
         assert step in text, text
     assert text.endswith("\r\x1b[K")  # the status line is erased at the end
     assert out == f"{tmp_path / 'a.png'} -> {tmp_path / 'out' / 'a-depth.png'}\n"
+
+
+def test_the_limit_given_to_one_command_does_not_outlive_it(tmp_path, monkeypatch):
+    import os
+
+    from lib_depth.images import MAX_MEGAPIXELS_VARIABLE
+
+    monkeypatch.delenv(MAX_MEGAPIXELS_VARIABLE, raising=False)
+    source = depth_map(tmp_path / "m.png")
+    main(["--max-megapixels", "1", "preview", str(source), "-o", str(tmp_path / "o.png")])
+    assert MAX_MEGAPIXELS_VARIABLE not in os.environ
