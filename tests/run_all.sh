@@ -9,9 +9,14 @@ python -m pip install --no-deps -r requirements-reference.txt
 python -m ruff check .
 python -m pytest
 
-# A virtualenv that sees everything installed above, with the WebUI's pins installed over it.
+# A virtualenv that sees everything installed above (a .pth file naming this Python's packages
+# folder, which works whether that Python is a virtualenv or not), with the WebUI's pins over it.
 pinned=".venv-webui-pins"
-python -m venv --system-site-packages "$pinned"
+rm -rf "$pinned"
+python -m venv "$pinned"
+packages="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+pinned_packages="$("$pinned/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+echo "$packages" > "$pinned_packages/zz-test-requirements.pth"
 "$pinned/bin/python" -m pip install -r requirements-webui-pins.txt
 "$pinned/bin/python" -c 'import numpy, PIL, pydantic; print("WebUI pins:", numpy.__version__, PIL.__version__, pydantic.VERSION)'
 # (test_convert.py is all slow, and diffusers, its oracle, does not import on the WebUI's pins)
