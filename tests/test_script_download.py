@@ -398,3 +398,26 @@ def test_progress_text_follows_the_webui_progress_bar():
     bar = glue.progress_bar(0.42, "Downloading x 42% ETA: 01:01")
     assert "class='progressDiv'" in bar and "class='progress' style='width:42.0%;'" in bar
     assert "background:transparent" in glue.progress_bar(None, "Checking")
+
+
+class LoadingShared(types.ModuleType):
+    """modules.shared whose sd_model loads a checkpoint when read (shared_items.Shared.sd_model ->
+    model_data.get_sd_model() while none is loaded): the offer must never read it."""
+
+    @property
+    def sd_model(self):
+        raise AssertionError("reading shared.sd_model would load a checkpoint")
+
+
+def test_the_offer_never_starts_loading_a_checkpoint(load_script, models):
+    module, fakes = load_script(model_path=str(models))
+    offer = Offer(module, fakes)
+    fakes.shared.__dict__.pop("sd_model")
+    fakes.shared.__class__ = LoadingShared
+    assert fakes.modules["modules.sd_models"].model_data.sd_model is None
+    (view,) = offer.status_changed()
+    assert shown(view)
+    assert offer.variant.kwargs["info"] == (
+        "fp16: 2.85 GB fp16 safetensors; fp32: 5.71 GB fp32 safetensors; ckpt: 5.71 GB original ckpt; "
+        "fp16 gives the same results in the WebUI at half the size"
+    )

@@ -351,17 +351,20 @@ class ImageSaveParams:  # modules/script_callbacks.py
 
 
 # --- modules/sd_models.py list_models, CheckpointInfo ------------------------------------------------
-def _sd_models(checkpoints: dict | None, model_path: str | None, cmd: types.SimpleNamespace) -> types.ModuleType:
+def _sd_models(
+    checkpoints: dict | None, model_path: str | None, cmd: types.SimpleNamespace, sd_model: Any
+) -> types.ModuleType:
     """checkpoints_list (title -> CheckpointInfo), model_path, and list_models, which empties the list
     and registers every .ckpt/.safetensors under model_path and --ckpt-dir (walked recursively,
     *.vae.* left out), as modules/sd_models.py list_models with modelloader.load_models does.
-    `listed` counts its calls."""
+    `listed` counts its calls. model_data.sd_model: the loaded model, read without loading one."""
     import os
 
     sd_models = types.ModuleType("modules.sd_models")
     sd_models.checkpoints_list = dict(checkpoints or {})
     sd_models.model_path = model_path or os.path.join(os.getcwd(), "models", "Stable-diffusion")
     sd_models.listed = 0
+    sd_models.model_data = types.SimpleNamespace(sd_model=sd_model)  # SdModelData: read without loading
 
     def list_models() -> None:
         sd_models.listed += 1
@@ -447,7 +450,7 @@ def install(
         ),
         "modules.processing": module("modules.processing", create_binary_mask=create_binary_mask),
         "modules.call_queue": module("modules.call_queue", queue_lock=threading.Lock()),
-        "modules.sd_models": _sd_models(checkpoints, model_path, cmd),
+        "modules.sd_models": _sd_models(checkpoints, model_path, cmd, sd_model),
     }
     package = module("modules", **{name.split(".", 1)[1]: m for name, m in modules.items()})
     package.__path__ = []

@@ -109,13 +109,13 @@ def _test_entry(row: Any, where: str) -> ModelFile:
     variant = text("variant")
     return ModelFile(
         name=text("name"),
-        model=DEFAULT_MODEL,
+        model=Path(filename).stem,
         variant=variant,
         filename=filename,
         size=size,
         sha256=sha256,
         kind="checkpoint",
-        description=f"{variant} (test table)",
+        description=f"{variant}, test table",
         licence="test table",
         mirrors=parsed,
     )
@@ -321,14 +321,22 @@ def button_label(entry: ModelFile, state: dict[str, Any]) -> str:
     return f"Download the depth model ({entry.size_text()})"
 
 
+def loaded_model() -> Any:
+    """The model the WebUI has loaded, or None. Unlike `shared.sd_model`, reading
+    `sd_models.model_data.sd_model` never starts loading a checkpoint (which, in a WebUI that has
+    none loaded yet, would load the file just downloaded as a side effect of drawing the offer)."""
+    from modules import sd_models, shared
+
+    data = getattr(sd_models, "model_data", None)
+    return data.sd_model if data is not None else shared.sd_model
+
+
 def depth_checkpoint_needed() -> bool:
     """No depth model loaded and no depth checkpoint in the WebUI's list."""
-    from modules import shared
-
     from .depth_model import is_depth_model
     from .status import installed_rows
 
-    if is_depth_model(shared.sd_model):
+    if is_depth_model(loaded_model()):
         return False
     return not any(row.kind.startswith("SD 2 depth") for row in installed_rows())
 
@@ -444,20 +452,19 @@ def build_offer(tab: str, status: Any) -> None:
 
     try:
         entries = table()
-        choices, value = [entry.variant for entry in entries], default_variant(entries)
-        label = button_label(entry_for_variant(value, entries), {"installed": False, "partial": 0})
     except TableError:
-        choices, value, label = [DEFAULT_VARIANT], DEFAULT_VARIANT, "Download the depth model"
-    sizes = {entry.variant: entry.size_text() for entry in MODEL_FILES if entry.model == DEFAULT_MODEL}
+        entries = tuple(entry for entry in MODEL_FILES if entry.model == DEFAULT_MODEL)
+    choices, value = [entry.variant for entry in entries], default_variant(entries)
+    label = button_label(entry_for_variant(value, entries), {"installed": False, "partial": 0})
+    info = "; ".join(f"{entry.variant}: {entry.size_text()} {entry.description}" for entry in entries)
+    if DEFAULT_VARIANT in choices:
+        info += f"; {DEFAULT_VARIANT} gives the same results in the WebUI at half the size"
     with gr.Column(visible=False, elem_id=element_id(tab, "download"), elem_classes=["depth2img-download"]) as offer:
         variant = gr.Radio(
             choices,
             value=value,
             label="Depth model file",
-            info=(
-                f"fp16: {sizes.get('fp16')} safetensors, same results in the WebUI; fp32: {sizes.get('fp32')} "
-                f"safetensors; ckpt: the original {sizes.get('ckpt')} pickle"
-            ),
+            info=info,
             elem_id=element_id(tab, "download_variant"),
         )
         with gr.Row():
