@@ -433,12 +433,14 @@ def on_cancel(variant: Any) -> tuple[Any, ...]:
 
 def refresh_js(tab: str) -> str:
     """After a follow: if it saw the download finish, click the WebUI's checkpoint refresh button
-    and our status refresh (which hides the offer once the checkpoint is listed)."""
+    and our status refresh (which then names the installed checkpoint), once: the mark is cleared."""
     progress = element_id(tab, "download_progress")
     ours = element_id(tab, "refresh")
     return (
         "() => { const app = gradioApp(); "
-        f"if (!app.querySelector('#{progress} [data-depth2img-refresh=\"1\"]')) return []; "
+        f"const done = app.querySelector('#{progress} [data-depth2img-refresh=\"1\"]'); "
+        "if (!done) return []; "
+        "done.dataset.depth2imgRefresh = '0'; "
         f"for (const id of ['{WEBUI_REFRESH_BUTTON}', '{ours}']) "
         "{ const b = app.getElementById(id); if (b) b.click(); } "
         "return []; }"
