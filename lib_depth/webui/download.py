@@ -152,7 +152,7 @@ def models_folder() -> Path:
 
 # -- jobs ---------------------------------------------------------------------------------------------
 
-_refreshed: set[int] = set()  # ids of jobs whose checkpoint list refresh has run
+_refreshed: dict[int, int] = {}  # id of a job whose checkpoint list refresh has run -> its number
 _watched: set[int] = set()
 _lock = threading.Lock()
 
@@ -179,7 +179,7 @@ def refresh_checkpoints(job: DownloadJob) -> None:
     with _lock:
         if id(job) in _refreshed:
             return
-        _refreshed.add(id(job))
+        _refreshed[id(job)] = len(_refreshed) + 1
     try:
         from modules import sd_models
 
@@ -281,8 +281,9 @@ def progress_bar(fraction: float | None, text: str) -> str:
     )
 
 
-def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, *, fresh: bool = False) -> str:
-    """What the offer shows below its buttons for the selected file and its job (if any)."""
+def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, *, refresh: int = 0) -> str:
+    """What the offer shows below its buttons for the selected file and its job (if any); `refresh`
+    (not 0) asks the browser to refresh the checkpoint list, once per number."""
     status = state["status"] if state else "idle"
     parts: list[str] = []
     if status in ("running", "checking"):
@@ -308,7 +309,7 @@ def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, 
         parts.append(f"<p>{html.escape(where)}. Licence: {html.escape(entry.licence)}.</p>")
     return (
         f"<div class='depth2img-download-state' data-depth2img-status='{status}' "
-        f"data-depth2img-refresh='{1 if fresh else 0}'>{''.join(parts)}</div>"
+        f"data-depth2img-refresh='{int(refresh)}'>{''.join(parts)}</div>"
     )
 
 
@@ -341,7 +342,7 @@ def depth_checkpoint_needed() -> bool:
     return not any(row.kind.startswith("SD 2 depth") for row in installed_rows())
 
 
-def offer_view(variant: Any, *, fresh: bool = False, check_installed: bool = True) -> tuple[Any, ...]:
+def offer_view(variant: Any, *, refresh: int = 0, check_installed: bool = True) -> tuple[Any, ...]:
     """Updates for (offer, button, cancel, progress)."""
     import gradio as gr
 
@@ -369,7 +370,7 @@ def offer_view(variant: Any, *, fresh: bool = False, check_installed: bool = Tru
             visible=True,
         ),
         gr.update(visible=running),
-        progress_html(entry, folder, state, fresh=fresh),
+        progress_html(entry, folder, state, refresh=refresh),
     )
 
 
@@ -388,10 +389,12 @@ def follow(job: DownloadJob, variant: Any) -> Iterator[tuple[Any, ...]]:
         yield offer_view(variant, check_installed=False)
         time.sleep(poll_interval())
     job.wait()
-    done = job.snapshot()["status"] == "done"
-    if done:
+    refresh = 0
+    if job.snapshot()["status"] == "done":
         refresh_checkpoints(job)
-    yield offer_view(variant, fresh=done, check_installed=False)
+        with _lock:
+            refresh = _refreshed.get(id(job), 0)
+    yield offer_view(variant, refresh=refresh, check_installed=False)
 
 
 def on_download(variant: Any) -> Iterator[tuple[Any, ...]]:
@@ -433,14 +436,16 @@ def on_cancel(variant: Any) -> tuple[Any, ...]:
 
 def refresh_js(tab: str) -> str:
     """After a follow: if it saw the download finish, click the WebUI's checkpoint refresh button
-    and our status refresh (which then names the installed checkpoint), once: the mark is cleared."""
+    and our status refresh (which then names the installed checkpoint), once per finished download."""
     progress = element_id(tab, "download_progress")
     ours = element_id(tab, "refresh")
     return (
         "() => { const app = gradioApp(); "
-        f"const done = app.querySelector('#{progress} [data-depth2img-refresh=\"1\"]'); "
-        "if (!done) return []; "
-        "done.dataset.depth2imgRefresh = '0'; "
+        f"const done = app.querySelector('#{progress} [data-depth2img-refresh]'); "
+        "const number = done ? done.dataset.depth2imgRefresh : '0'; "
+        "const seen = window.depth2imgRefreshed = window.depth2imgRefreshed || {}; "
+        f"if (number === '0' || seen['{tab}'] === number) return []; "
+        f"seen['{tab}'] = number; "
         f"for (const id of ['{WEBUI_REFRESH_BUTTON}', '{ours}']) "
         "{ const b = app.getElementById(id); if (b) b.click(); } "
         "return []; }"
