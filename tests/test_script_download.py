@@ -34,6 +34,8 @@ def clean_environment(monkeypatch, tmp_path):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setattr(engine, "_JOBS", {})
+    monkeypatch.setattr(glue, "_refreshed", {})
+    monkeypatch.setattr(glue, "_watched", set())
 
 
 @pytest.fixture

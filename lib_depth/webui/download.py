@@ -152,8 +152,9 @@ def models_folder() -> Path:
 
 # -- jobs ---------------------------------------------------------------------------------------------
 
-_refreshed: dict[int, int] = {}  # id of a job whose checkpoint list refresh has run -> its number
-_watched: set[int] = set()
+# by the job itself, not its id(): a finished job may be dropped and its id() reused by a new one
+_refreshed: dict[DownloadJob, int] = {}  # a job whose checkpoint list refresh has run -> its number
+_watched: set[DownloadJob] = set()
 _lock = threading.Lock()
 
 
@@ -161,9 +162,9 @@ def start(entry: ModelFile) -> DownloadJob:
     """Start (or join) the download of a table entry; the checkpoint list is refreshed when it is done."""
     job = start_job(entry, models_folder())
     with _lock:
-        if id(job) in _watched:
+        if job in _watched:
             return job
-        _watched.add(id(job))
+        _watched.add(job)
     threading.Thread(target=_refresh_when_done, args=(job,), name=f"refresh after {entry.name}", daemon=True).start()
     return job
 
@@ -177,9 +178,9 @@ def _refresh_when_done(job: DownloadJob) -> None:
 def refresh_checkpoints(job: DownloadJob) -> None:
     """The WebUI's checkpoint refresh (shared_items.refresh_checkpoints), once per finished job."""
     with _lock:
-        if id(job) in _refreshed:
+        if job in _refreshed:
             return
-        _refreshed[id(job)] = len(_refreshed) + 1
+        _refreshed[job] = len(_refreshed) + 1
     try:
         from modules import sd_models
 
@@ -202,7 +203,7 @@ def table_job(entries: tuple[ModelFile, ...], variant: Any = None) -> DownloadJo
 def snapshot(job: DownloadJob) -> dict[str, Any]:
     state = job.snapshot()
     with _lock:
-        state["checkpoints_refreshed"] = id(job) in _refreshed
+        state["checkpoints_refreshed"] = job in _refreshed
     return state
 
 
@@ -393,7 +394,7 @@ def follow(job: DownloadJob, variant: Any) -> Iterator[tuple[Any, ...]]:
     if job.snapshot()["status"] == "done":
         refresh_checkpoints(job)
         with _lock:
-            refresh = _refreshed.get(id(job), 0)
+            refresh = _refreshed.get(job, 0)
     yield offer_view(variant, refresh=refresh, check_installed=False)
 
 
