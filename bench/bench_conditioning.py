@@ -51,7 +51,10 @@ def main() -> None:
     def ours_one_by_one(images, latent):
         return [ours(images[i : i + 1], latent) for i in range(len(images))]
 
-    rows = []
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}", flush=True)
+    print(f"| {'size':8} | {'case':40} | {'reference s':>11} | {'ours s':>9} | {'speed-up':>8} |")
+    print(f"|{'-' * 10}|{'-' * 42}|{'-' * 13}|{'-' * 11}|{'-' * 10}|", flush=True)
+
     for width, height in ((512, 512), (768, 512)):
         latent = (height // 8, width // 8)
         one = image_to_tensor(make_scene(width, height, 1))
@@ -59,7 +62,7 @@ def main() -> None:
         distinct = image_to_tensor([make_scene(width, height, seed) for seed in range(4)])
         size = f"{width}x{height}"
 
-        rows.append(
+        print_row(
             (
                 size,
                 "B=1 fresh image",
@@ -67,7 +70,7 @@ def main() -> None:
                 timed(args.repeats, ours, one, latent),
             )
         )
-        rows.append(
+        print_row(
             (
                 size,
                 "B=4 identical",
@@ -76,7 +79,7 @@ def main() -> None:
             )
         )
         sequential = timed(args.repeats, ours_one_by_one, distinct, latent)
-        rows.append(
+        print_row(
             (
                 size,
                 "B=4 distinct (ref: ours, 4 sequential)",
@@ -86,7 +89,7 @@ def main() -> None:
         )
         cache = DepthCache()
         ours(one, latent, cache)
-        rows.append(
+        print_row(
             (
                 size,
                 "B=1 cache hit (ref: native)",
@@ -95,12 +98,12 @@ def main() -> None:
             )
         )
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
-    print(f"| {'size':8} | {'case':40} | {'reference s':>11} | {'ours s':>9} | {'speed-up':>8} |")
-    print(f"|{'-' * 10}|{'-' * 42}|{'-' * 13}|{'-' * 11}|{'-' * 10}|")
-    for size, case, reference, mine in rows:
-        mine_text = f"{mine * 1000:.1f} ms" if mine < 0.1 else f"{mine:.3f}"
-        print(f"| {size:8} | {case:40} | {reference:11.3f} | {mine_text:>9} | {reference / mine:7.1f}x |")
+
+def print_row(values: tuple[str, str, float, float]) -> None:
+    """One table row, printed (and flushed) as soon as it is measured: a run takes minutes."""
+    size, case, reference, mine = values
+    mine_text = f"{mine * 1000:.1f} ms" if mine < 0.1 else f"{mine:.3f}"
+    print(f"| {size:8} | {case:40} | {reference:11.3f} | {mine_text:>9} | {reference / mine:7.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import struct
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import safe_pickle
@@ -80,54 +82,144 @@ class CheckpointReport:
         return DEPTH_KEY in self.tensors
 
 
+_DTYPE_BYTES = {
+    "F64": 8, "F32": 4, "F16": 2, "BF16": 2, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+    "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U64": 8, "U32": 4, "U16": 2, "U8": 1, "BOOL": 1, "C64": 8,
+}  # fmt: skip
+_MAX_JSON_DEPTH = 8  # a safetensors header is 3 deep: {name: {"shape": [...]}}
+_MAX_TENSORS = 1_000_000  # SD checkpoints hold about 1,000 to 3,000
+_MAX_DIMENSIONS = 16
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_WEB_PAGE = "not a checkpoint (this looks like a web page: the download saved an HTML page instead of the file)"
+
+
+def text_content_problem(head: bytes) -> str | None:
+    """What a would-be checkpoint is when its first bytes are text: a web page, a Git LFS pointer,
+    other text; None for binary data. A binary checkpoint never starts with 8 printable bytes."""
+    start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if len(start) < 8 or any(byte < 9 or 13 < byte < 32 or byte > 126 for byte in start[:8]):
+        return None
+    lowered = start[:1024].lower()
+    if lowered.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<meta", b"<script")) or (
+        lowered.startswith(b"<") and b"<html" in lowered
+    ):
+        return _WEB_PAGE
+    if lowered.startswith(b"version https://git-lfs"):
+        return "not a checkpoint: a Git LFS pointer file (run git lfs pull, or download the file itself)"
+    first_line = start.split(b"\n", 1)[0][:60].decode("ascii", "replace")
+    return f"not a checkpoint: a text file (it starts with {first_line!r}); the download saved something else"
+
+
+def _json_depth(data: bytes) -> int:
+    """Deepest bracket nesting of JSON text, strings skipped; no recursion, linear time."""
+    skeleton = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
+    steps = np.zeros(skeleton.shape, dtype=np.int64)
+    steps[(skeleton == ord("{")) | (skeleton == ord("["))] = 1
+    steps[(skeleton == ord("}")) | (skeleton == ord("]"))] = -1
+    return int(np.cumsum(steps).max()) if steps.size else 0
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
-    """Tensor names, shapes and dtypes from the header; ValueError if truncated or corrupt."""
+    """Tensor names, shapes and dtypes from the header; ValueError if truncated or corrupt.
+
+    Everything is bounded before it is trusted: header length, JSON nesting, tensor count, shape
+    values, dtypes, offsets (inside the data, matching the tensor's size, not overlapping).
+    """
     size = path.stat().st_size
     with path.open("rb") as file:
-        prefix = file.read(8)
-        if len(prefix) < 8:
+        head = file.read(1024)
+        text = text_content_problem(head)
+        if text:
+            raise ValueError(text)
+        if len(head) < 8:
             raise ValueError("truncated: shorter than a safetensors header")
-        (header_size,) = struct.unpack("<Q", prefix)
-        if header_size > min(size - 8, _MAX_HEADER_BYTES):
+        (header_size,) = struct.unpack("<Q", head[:8])
+        if header_size > size - 8:
             raise ValueError("corrupt or truncated: header length exceeds the file")
-        try:
-            header = json.loads(file.read(header_size))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ValueError(f"corrupt: unreadable safetensors header ({error.__class__.__name__})") from None
+        if header_size > _MAX_HEADER_BYTES:
+            raise ValueError(f"corrupt: a {header_size:,}-byte header (over {_MAX_HEADER_BYTES:,} bytes)")
+        file.seek(8)
+        data = file.read(header_size)
+    if _json_depth(data) > _MAX_JSON_DEPTH:
+        raise ValueError(f"corrupt: safetensors header nested more than {_MAX_JSON_DEPTH} levels deep")
+    try:
+        header = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"corrupt: unreadable safetensors header ({error.__class__.__name__})") from None
     if not isinstance(header, dict):
         raise ValueError("corrupt: safetensors header is not an object")
+    if len(header) > _MAX_TENSORS:
+        raise ValueError(f"corrupt: {len(header):,} tensors in the header (over {_MAX_TENSORS:,})")
+    available = size - 8 - header_size
     tensors = {}
-    data_end = 0
+    spans = []
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        try:
-            shape = tuple(int(s) for s in entry["shape"])
-            start, end = (int(v) for v in entry["data_offsets"])
-            dtype = _SAFETENSORS_DTYPES.get(entry["dtype"], str(entry["dtype"]).lower())
-        except (KeyError, TypeError, ValueError):
-            raise ValueError(f"corrupt: bad header entry for {name!r}") from None
-        data_end = max(data_end, end)
-        tensors[name] = TensorInfo(shape, dtype)
-    available = size - 8 - header_size
+        tensors[name] = _header_entry(name, entry)
+        spans.append((*entry["data_offsets"], name))
+    data_end = max((end for _, end, _ in spans), default=0)
     if data_end > available:
         raise ValueError(
             f"truncated: {available:,} bytes of tensor data, the header needs {data_end:,} "
             "(an interrupted download? download the file again)"
         )
+    spans.sort(key=lambda span: span[:2])
+    for (_, previous_end, previous), (start, end, name) in zip(spans, spans[1:], strict=False):
+        if start < previous_end and end > start:
+            raise ValueError(f"corrupt: tensors {previous!r} and {name!r} overlap in the file")
     return tensors
+
+
+def _header_entry(name: str, entry: object) -> TensorInfo:
+    """One header entry, checked: shape of sane whole numbers, a known dtype, offsets that hold
+    exactly that many bytes."""
+    label = name if len(name) <= 80 else name[:77] + "..."
+    if not isinstance(entry, dict):
+        raise ValueError(f"corrupt: bad header entry for {label!r}")
+    shape, dtype, offsets = entry.get("shape"), entry.get("dtype"), entry.get("data_offsets")
+    if (
+        not isinstance(shape, list)
+        or len(shape) > _MAX_DIMENSIONS
+        or not all(_whole_number(s) and 0 <= s < 2**40 for s in shape)
+    ):
+        raise ValueError(f"corrupt: tensor {label!r} has an impossible shape {str(shape)[:60]}")
+    if not isinstance(dtype, str) or dtype not in _DTYPE_BYTES:
+        raise ValueError(f"corrupt or unsupported: tensor {label!r} has an unknown dtype {str(dtype)[:20]!r}")
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_whole_number(v) and 0 <= v < 2**62 for v in offsets)
+        or offsets[0] > offsets[1]
+    ):
+        raise ValueError(f"corrupt: tensor {label!r} has impossible data offsets {str(offsets)[:60]}")
+    elements = 1
+    for dimension in shape:
+        elements *= dimension
+    if elements * _DTYPE_BYTES[dtype] != offsets[1] - offsets[0]:
+        raise ValueError(
+            f"corrupt: tensor {label!r} ({dtype} {tuple(shape)}) needs {elements * _DTYPE_BYTES[dtype]:,} bytes, "
+            f"its offsets hold {offsets[1] - offsets[0]:,}"
+        )
+    return TensorInfo(tuple(shape), _SAFETENSORS_DTYPES.get(dtype, dtype.lower()))
 
 
 def read_ckpt_tensors(path: Path) -> tuple[str, dict[str, TensorInfo]]:
     """(format, tensors) of a torch checkpoint, without executing code from the file."""
+    with path.open("rb") as file:
+        head = file.read(1024)
+    text = text_content_problem(head)
+    if text:
+        raise ValueError(text)
     is_zip = zipfile.is_zipfile(path)
-    if not is_zip:
-        with path.open("rb") as file:
-            head = file.read(2)
-        if head[:1] != b"\x80":  # legacy torch files start with a pickle protocol marker
-            if head[:2] == b"PK":
-                raise ValueError("corrupt or truncated: broken zip archive (an interrupted download?)")
-            raise ValueError("not a checkpoint: neither a safetensors nor a PyTorch file")
+    if not is_zip and head[:1] != b"\x80":  # legacy torch files start with a pickle protocol marker
+        if head[:2] == b"PK":
+            raise ValueError("corrupt or truncated: broken zip archive (an interrupted download?)")
+        raise ValueError("not a checkpoint: neither a safetensors nor a PyTorch file")
     file_format = "ckpt" if is_zip else "ckpt (legacy)"
     loaded = _load_without_code(path, mmap=is_zip)
     state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else None
@@ -154,7 +246,9 @@ def _load_without_code(path: Path, *, mmap: bool) -> object:
             return torch.load(path, map_location="cpu", mmap=mmap, weights_only=False, pickle_module=safe_pickle)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, OSError, ValueError) as error:
         message = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-        raise ValueError(f"corrupt or truncated: {message}") from None
+        raise ValueError(f"corrupt or truncated: {message[:300]}") from None
+    except (MemoryError, RecursionError, OverflowError, KeyError, TypeError, AttributeError, IndexError) as error:
+        raise ValueError(f"corrupt: a crafted or damaged pickle ({error.__class__.__name__})") from None
 
 
 def classify(tensors: dict[str, TensorInfo]) -> tuple[str, str, str | None]:
@@ -218,6 +312,12 @@ def inspect_checkpoint(path: str | os.PathLike) -> CheckpointReport:
         return report
     except PermissionError:
         report.problem = "cannot read: permission denied"
+        return report
+    except OSError as error:
+        report.problem = f"cannot read: {(error.strerror or error.__class__.__name__).lower()}"
+        return report
+    except Exception as error:  # noqa: BLE001  the contract: a file gets a verdict, the scan goes on
+        report.problem = f"corrupt: unreadable ({error.__class__.__name__})"
         return report
     if not report.tensors:
         report.problem = "not a checkpoint: it holds no tensors"

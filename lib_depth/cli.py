@@ -8,43 +8,98 @@ from pathlib import Path
 from typing import Sequence
 
 from .fields import CLI_FIELDS
+from .files import check_writable_folder, same_file
+from .images import DEFAULT_MAX_MEGAPIXELS, MAX_MEGAPIXELS_VARIABLE
 from .settings import DepthSettings
+from .validation import MIN_IMAGE_SIDE
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
     """One flag per command-line field of the table (fields.py), with its help and range."""
-    edits = parser.add_argument_group("depth edits (applied before normalisation, as in the WebUI)")
+    edits = parser.add_argument_group("depth settings (as in the WebUI's Depth2img accordion)")
     for f in CLI_FIELDS:
         flag = "--" + f.name.replace("_", "-")
+        help_text = f.help.replace("%", "%%")  # argparse formats help with %
         if f.kind == "bool":
-            edits.add_argument(flag, action="store_true", default=f.default, help=f.help)
-        elif f.kind == "float":
+            edits.add_argument(flag, action="store_true", default=f.default, help=help_text)
+        elif f.kind in ("float", "int"):
+            number = float if f.kind == "float" else int
+            help_text = f"{f.describe_range()}: {help_text} (default {f.default:g})"
+            edits.add_argument(flag, type=number, default=f.default, metavar="N", help=help_text)
+        else:  # a choice; "per-image" also names "per image", so no quoting is needed
             edits.add_argument(
-                flag, type=float, default=f.default, help=f"{f.describe_range()}: {f.help} (default {f.default:g})"
+                flag,
+                type=lambda text, choices=f.choices: (
+                    text.replace("-", " ") if text.replace("-", " ") in choices else text
+                ),
+                choices=f.choices,
+                default=f.default,
+                metavar="{" + ",".join(c.replace(" ", "-") for c in f.choices) + "}",
+                help=f"{help_text} (default {f.default.replace(' ', '-')})",
             )
-        else:
-            edits.add_argument(flag, choices=f.choices, default=f.default, help=f"{f.help} (default {f.default})")
 
 
 def settings_from_arguments(args: argparse.Namespace) -> DepthSettings:
     return DepthSettings(**{f.name: getattr(args, f.name) for f in CLI_FIELDS})
 
 
+RESIZE_MODES = {"just-resize": 0, "crop-and-resize": 1, "resize-and-fill": 2}
+
+
+def _size(text: str) -> int:
+    """argparse type for --width/--height: a whole number of pixels, at least 64."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of pixels, got {text!r}") from None
+    if value < MIN_IMAGE_SIDE:
+        raise argparse.ArgumentTypeError(f"{value} is too small: at least {MIN_IMAGE_SIDE} pixels")
+    return value
+
+
+def _megapixels(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of megapixels, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of megapixels, got {text!r}")
+    return value
+
+
+def _written(requested: Path, written: Path, source: Path | None = None) -> str:
+    """How to name a written file: says so when the requested name was taken."""
+    if written == requested:
+        return str(written)
+    whose = "is the input" if source is not None and same_file(requested, source) else "exists"
+    return f"{written} ({requested.name} {whose}; files are never overwritten)"
+
+
 def _preview(args: argparse.Namespace) -> int:
     from .conditioning import depth_to_conditioning
     from .depthmap import colorize, conditioning_to_previews, depth_to_tensor, load_depth_map, save_png
+    from .geometry import fit_depth
+    from .images import check_pixels
 
     settings = settings_from_arguments(args)
+    if args.output.suffix.lower() != ".png":
+        raise ValueError(f"-o/--output: {args.output} must be a .png file name (the preview is written as PNG)")
+    if args.width is not None and args.height is not None:
+        check_pixels(args.width, args.height, "--width/--height")
     depth = load_depth_map(args.depth_map, name="depth map")
-    height = args.height or depth.shape[0]
-    width = args.width or depth.shape[1]
-    if height < 64 or width < 64:
-        raise ValueError(f"--width/--height: {width}x{height} is too small; at least 64x64")
-    height, width = height - height % 8, width - width % 8
-    conditioning = depth_to_conditioning(depth_to_tensor(depth), (height // 8, width // 8), settings)
+    requested_width, requested_height = args.width or depth.shape[1], args.height or depth.shape[0]
+    check_pixels(requested_width, requested_height, "--width/--height")
+    width, height = requested_width - requested_width % 8, requested_height - requested_height % 8
+    fitted = fit_depth(depth, width, height, RESIZE_MODES[args.resize_mode])
+    conditioning = depth_to_conditioning(depth_to_tensor(fitted), (height // 8, width // 8), settings)
     preview = conditioning_to_previews(conditioning, (height, width))[0]
     output = save_png(colorize(preview) if args.color else preview, args.output)
-    print(f"{output}: the depth a {width}x{height} generation gets")
+    print(f"{_written(args.output, output, args.depth_map)}: the depth a {width}x{height} generation gets")
+    if (width, height) != (requested_width, requested_height):
+        print(
+            f"note: {requested_width}x{requested_height} is not a multiple of 8; a generation of that size "
+            f"makes {width}x{height} images (the latent is 1/8 of the size, rounded down), so this is that size"
+        )
     return 0
 
 
@@ -56,19 +111,21 @@ def _doctor(args: argparse.Namespace) -> int:
         default_paths,
         examine,
         examine_partial,
-        find_checkpoints,
         find_partial_downloads,
         format_table,
         identify,
         is_partial_download,
+        scan_checkpoints,
+        unreadable_row,
     )
 
     paths = args.paths or default_paths()
-    files = [path for path in find_checkpoints(paths) if not is_partial_download(path)]
+    found, unreadable = scan_checkpoints(paths)
+    files = [path for path in found if not is_partial_download(path)]
     partial = find_partial_downloads(paths)
-    if not files and not partial:
+    if not files and not partial and not unreadable:
         raise ValueError(f"no .safetensors or .ckpt files in {', '.join(map(str, paths))}")
-    rows = []
+    rows = [unreadable_row(path, problem) for path, problem in unreadable]
     for path in files:
         report = inspect_checkpoint(path)
         row = examine(path, fix=args.fix, report=report)
@@ -80,7 +137,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print(format_table(rows))
         bad = sum(not row.ok for row in rows)
         print(
-            f"\n{len(rows)} file(s) examined, {bad} with problems"
+            f"\n{len(rows)} item(s) examined, {bad} with problems"
             if bad
             else f"\n{len(rows)} file(s) examined, all fine"
         )
@@ -111,23 +168,6 @@ def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
         bar.close()
 
 
-def _unused_path(path: Path) -> Path:
-    """`path`, or `name-1.png`, `name-2.png`... so an existing file is never overwritten."""
-    candidate, counter = path, 0
-    while candidate.exists():
-        counter += 1
-        candidate = path.with_name(f"{path.stem}-{counter}{path.suffix}")
-    return candidate
-
-
-def _progress(items: list, description: str):
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return items
-    return tqdm(items, desc=description, unit="image", disable=len(items) < 2 or None)
-
-
 def _depth(args: argparse.Namespace) -> int:
     from .cache import DepthCache
     from .conditioning import depth_to_conditioning
@@ -135,53 +175,75 @@ def _depth(args: argparse.Namespace) -> int:
     from .estimator import DepthEstimator
     from .images import image_to_tensor
     from .midas import load_depth_model
+    from .progress import Progress
 
     settings = settings_from_arguments(args)
-    missing = [str(path) for path in args.images if not path.is_file()]
-    if missing:
-        raise ValueError(f"image not found: {', '.join(missing)}")
+    progress = Progress()
+    failed = 0
+    images = []
+    for path in args.images:
+        if path.is_file():
+            images.append(path)
+        else:
+            failed += 1
+            progress.print(f"error: {path}: image not found", file=sys.stderr)
+    if not images:
+        raise ValueError("no image to process")
+    check_writable_folder(args.output, "-o/--output")
+    progress.step(f"loading the depth model from {args.checkpoint.name}")
     model = load_depth_model(args.checkpoint)
     estimator = DepthEstimator(model, key=str(args.checkpoint), cache=DepthCache())
-    args.output.mkdir(parents=True, exist_ok=True)
-    for path in _progress(args.images, "depth"):
-        images = image_to_tensor(path, name="image")
-        size = tuple(images.shape[-2:])
-        depth = depth_to_conditioning(estimator.estimate(images), size, settings, image_size=size)
-        written = save_png(conditioning_to_png16(depth)[0], _unused_path(args.output / f"{path.stem}-depth.png"))
-        line = f"{path} -> {written}"
-        if args.preview:
-            preview = conditioning_to_previews(depth)[0]
-            extra = save_png(
-                colorize(preview) if args.color else preview,
-                _unused_path(args.output / f"{path.stem}-depth-preview.png"),
-            )
-            line += f", {extra.name}"
-        print(line)
+    for number, path in enumerate(images, start=1):
+        counter = f"({number}/{len(images)})" if len(images) > 1 else ""
+        try:
+            progress.step(f"estimating depth {counter} {path.name}".replace("  ", " "))
+            tensor = image_to_tensor(path, name="image")
+            size = tuple(tensor.shape[-2:])
+            depth = depth_to_conditioning(estimator.estimate(tensor), size, settings, image_size=size)
+            progress.step(f"writing {counter} {path.stem}-depth.png".replace("  ", " "))
+            written = save_png(conditioning_to_png16(depth)[0], args.output / f"{path.stem}-depth.png")
+            line = f"{path} -> {written}"
+            if args.preview:
+                preview = conditioning_to_previews(depth)[0]
+                extra = save_png(
+                    colorize(preview) if args.color else preview, args.output / f"{path.stem}-depth-preview.png"
+                )
+                line += f", {extra.name}"
+        except (ValueError, OSError) as error:
+            failed += 1
+            progress.print(f"error: {path}: {_error_text(error)}", file=sys.stderr)
+            continue
+        progress.print(line)
+    progress.clear()
+    if failed:
+        print(f"{failed} of {len(args.images)} image(s) failed", file=sys.stderr)
+        return 1
     return 0
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import COMPONENTS, convert_pipeline, write_checkpoint
+    import warnings
 
-    try:
-        from tqdm import tqdm
+    from .convert import check_output, convert_pipeline, write_checkpoint
+    from .progress import Progress
 
-        bar = tqdm(total=len(COMPONENTS) + 1, desc="convert", unit="part")
-    except ImportError:
-        bar = None
+    check_output(args.output)  # before any weight is read
+    progress = Progress()
 
     def advance(name: str) -> None:
-        if bar is not None:
-            bar.set_postfix_str(name)
-            bar.update()
+        progress.step(f"converting {name}")
 
-    state, config = convert_pipeline(args.pipeline, text_arch=args.text_arch, progress=advance)
-    advance("writing")
+    with warnings.catch_warnings():
+        # warnings the libraries that build the model raise about themselves (deprecated names,
+        # pkg_resources) are no concern of the user's conversion; ours still show
+        warnings.filterwarnings("ignore", module=r"(?!lib_depth)")
+        state, config = convert_pipeline(args.pipeline, text_arch=args.text_arch, progress=advance)
+    progress.step(f"writing {args.output.name}")
     checkpoint, yaml_path = write_checkpoint(state, config, args.output, half=args.half)
-    if bar is not None:
-        bar.close()
     size = checkpoint.stat().st_size / 2**20
-    print(f"{checkpoint} ({len(state)} tensors, {size:.0f} MiB) and {yaml_path.name}: load it as a depth model")
+    progress.print(
+        f"{checkpoint} ({len(state)} tensors, {size:.0f} MiB) and {yaml_path.name}: load it as a depth model"
+    )
     return 0
 
 
@@ -190,7 +252,7 @@ def _download(args: argparse.Namespace) -> int:
 
     from .doctor import default_paths
     from .download import RetryPolicy, Source, TerminalProgress, download_model
-    from .model_files import ModelFile, format_bytes, model_file
+    from .model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
 
     if args.retries < 1 or not args.timeout > 0:
         raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")
@@ -215,12 +277,23 @@ def _download(args: argparse.Namespace) -> int:
             mirrors=(),
         )
         sources = [Source(args.url, urlsplit(args.url).netloc)]
+    elif args.estimator:
+        if args.sha256 or args.variant:
+            raise ValueError(f"{'--sha256' if args.sha256 else '--variant'} does not go with --estimator")
+        entry, sources = estimator_file(args.estimator), None
     else:
         if args.sha256:
             raise ValueError("--sha256 goes with --url (the table's files have their hashes)")
         entry, sources = model_file(variant=args.variant or "fp16"), None
     if args.to:
         folder = args.to
+    elif entry.kind == "estimator":
+        try:
+            folder = default_paths()[0].parent / KIND_FOLDERS["estimator"].name
+        except ValueError:
+            raise ValueError(
+                "no models/Stable-diffusion here: run from the WebUI folder, or give the folder with --to DIR"
+            ) from None
     else:
         try:
             folder = default_paths()[0]
@@ -258,10 +331,25 @@ def _download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error_text(error: BaseException) -> str:
+    if isinstance(error, OSError) and not isinstance(error, FileExistsError):
+        return f"{error.strerror or error}: {getattr(error, 'filename', '') or ''}".rstrip(": ")
+    return str(error)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .model_files import MODEL_FILES
+
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",
         description="Depth tools for Stable Diffusion 2 depth-to-image, without the WebUI.",
+    )
+    parser.add_argument(
+        "--max-megapixels",
+        type=_megapixels,
+        help=f"refuse images larger than this, read from the file header before decoding (default: "
+        f"${MAX_MEGAPIXELS_VARIABLE}, else {DEFAULT_MAX_MEGAPIXELS:g}, the WebUI's default; Pillow's own "
+        "decompression-bomb limit caps it)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -274,9 +362,23 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument(
         "depth_map", type=Path, help="depth map image (8/16-bit grey, RGB, RGBA, palette); white = near"
     )
-    preview.add_argument("-o", "--output", type=Path, required=True, help="PNG file to write")
-    preview.add_argument("--width", type=int, help="generation width (default: the map's)")
-    preview.add_argument("--height", type=int, help="generation height (default: the map's)")
+    preview.add_argument(
+        "-o", "--output", type=Path, required=True, help="PNG file to write (never overwritten: name-1.png ...)"
+    )
+    preview.add_argument(
+        "--width",
+        type=_size,
+        help="generation width (default: the map's); rounded down to a multiple of 8 as the generation does",
+    )
+    preview.add_argument("--height", type=_size, help="generation height (default: the map's); as --width")
+    preview.add_argument(
+        "--resize-mode",
+        choices=tuple(RESIZE_MODES),
+        default="crop-and-resize",
+        help="how a map of another aspect ratio fits the size, as the generation does: crop-and-resize "
+        "(default; txt2img, and img2img's 'Crop and resize'), just-resize (stretch; img2img's default), "
+        "resize-and-fill",
+    )
     preview.add_argument("--color", action="store_true", help="colour-mapped instead of grayscale")
     add_edit_arguments(preview)
     preview.set_defaults(run=_preview)
@@ -353,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the original ckpt (5.71 GB, a pickle)",
     )
     download.add_argument(
+        "--estimator",
+        metavar="NAME",
+        help="instead, the weights of a depth estimator into models/depth2img: "
+        + ", ".join(sorted(e.name for e in MODEL_FILES if e.kind == "estimator"))
+        + " (read its licence: the base and large models are for non-commercial use only)",
+    )
+    download.add_argument(
         "--to", type=Path, metavar="DIR", help="folder to download into (default: the WebUI's models/Stable-diffusion)"
     )
     download.add_argument(
@@ -375,14 +484,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import os
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.max_megapixels is not None:
+        os.environ[MAX_MEGAPIXELS_VARIABLE] = repr(args.max_megapixels)  # this process's limit everywhere
+    shown = warnings.showwarning
+    warnings.showwarning = _show_warning  # one "warning: ..." line, no source listing
     try:
         return args.run(args)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:
-        print(f"error: {error.strerror or error}: {getattr(error, 'filename', '') or ''}".rstrip(": "), file=sys.stderr)
+        print(f"error: {_error_text(error)}", file=sys.stderr)
         return 2
+    except ImportError as error:  # ldm, open_clip or a library missing: which one, and what to run instead
+        print(
+            f"error: cannot import {error.name or error} ({error}); run the command line with the WebUI's own "
+            "Python, from the WebUI folder: venv/bin/python extensions/sd-webui-depth2img/depth2img-cli.py ... "
+            "(Windows: venv\\Scripts\\python.exe), or install requirements-cli.txt",
+            file=sys.stderr,
+        )
+        return 2
+    except MemoryError:
+        print("error: not enough memory for this; try smaller images or --max-megapixels", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = shown

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .settings import DepthSettings
-from .validation import check_finite
+from .validation import check_finite, check_latent_size, check_settings_type
 
 _FLAT_RELATIVE_SPAN = 1e-6
 # Beyond this magnitude a float32 span (max - min) or a bicubic overshoot can overflow: such depth
@@ -157,7 +157,10 @@ def as_depth_batch(depth: torch.Tensor, name: str = "depth") -> torch.Tensor:
 
 
 def check_size_argument(value: Any, name: str) -> tuple[int, int]:
-    """A (height, width) pair of positive whole numbers, else a ValueError naming the argument."""
+    """A (height, width) pair of positive whole numbers, else a ValueError naming the argument;
+    a latent size also within validation.MAX_LATENT_SIDE."""
+    if name == "latent_size":
+        return check_latent_size(value, name)
     if isinstance(value, torch.Size):
         value = tuple(value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
@@ -169,11 +172,8 @@ def check_size_argument(value: Any, name: str) -> tuple[int, int]:
 
 
 def check_settings_argument(settings: Any) -> DepthSettings:
-    if settings is None:
-        return DepthSettings()
-    if not isinstance(settings, DepthSettings):
-        raise ValueError(f"settings: expected DepthSettings or None, got {type(settings).__name__}")
-    return settings
+    """The settings, None meaning the defaults; anything else is a ValueError naming it."""
+    return check_settings_type(settings) or DepthSettings()
 
 
 def resize_depth(depth: torch.Tensor, latent_size: tuple[int, int], name: str = "depth") -> torch.Tensor:

@@ -10,13 +10,18 @@ Every source tensor must be used and every target tensor produced, or conversion
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+
+from .files import new_file_mode
 
 DEPTH_PIPELINE = "StableDiffusionDepth2ImgPipeline"
 COMPONENTS = ("unet", "vae", "text_encoder", "depth_estimator")
@@ -220,45 +225,91 @@ def map_keys(
     return converted, unused
 
 
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object; ConversionError naming the file otherwise."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConversionError(f"{path}: not a JSON text file") from None
+    except json.JSONDecodeError as error:
+        raise ConversionError(f"{path}: invalid JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        raise ConversionError(f"{path}: invalid JSON (nested too deeply)") from None
+    except OSError as error:
+        raise ConversionError(f"{path}: cannot read ({error.strerror or error})") from None
+    if not isinstance(value, dict):
+        raise ConversionError(f"{path}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
 def read_config(folder: Path, component: str) -> dict[str, Any]:
     path = folder / component / "config.json"
     if not path.is_file():
         raise ConversionError(f"{folder}: no {component}/config.json")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return _read_json_object(path)
 
 
 def read_weights(folder: Path, component: str) -> dict[str, torch.Tensor]:
-    """A component's tensors: *.safetensors preferred, else *.bin read with weights_only."""
+    """A component's tensors: *.safetensors preferred, else *.bin read with weights_only.
+    ConversionError naming the file when one is not what its name says."""
     directory = folder / component
     files = sorted(directory.glob("*.safetensors")) or sorted(directory.glob("*.bin"))
     if not files:
         raise ConversionError(f"{folder}: no weights in {component}/ (expected .safetensors or .bin)")
     state: dict[str, torch.Tensor] = {}
     for file in files:
-        if file.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state.update(load_file(str(file)))
-        else:
-            state.update(torch.load(file, map_location="cpu", weights_only=True))
+        state.update(_read_weights_file(file))
     return state
+
+
+def _read_weights_file(file: Path) -> dict[str, torch.Tensor]:
+    import pickle
+
+    from .checkpoint import inspect_checkpoint
+
+    if file.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        report = inspect_checkpoint(file)  # header checked first: a clear reason for a bad file
+        if report.problem and report.problem != "not a checkpoint: it holds no tensors":
+            raise ConversionError(f"{file}: {report.problem}")
+        try:
+            return load_file(str(file))
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ConversionError(f"{file}: not a readable safetensors file ({str(error)[:200]})") from None
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConversionError(
+            f"{file}: holds Python objects besides tensors, which are not loaded (they could run code); "
+            "save the component with safetensors (save_pretrained(..., safe_serialization=True))"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        reason = str(error).splitlines()[0][:200] if str(error) else error.__class__.__name__
+        raise ConversionError(f"{file}: not a readable PyTorch weights file ({reason})") from None
+    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
+        raise ConversionError(f"{file}: not a state dict of tensors")
+    return loaded
 
 
 def check_pipeline(folder: Path) -> dict[str, Any]:
     """model_index.json of a depth pipeline; ConversionError naming what the folder is instead."""
+    if not folder.is_dir():
+        raise ConversionError(f"{folder}: no such folder")
     index_path = folder / "model_index.json"
     if not index_path.is_file():
         raise ConversionError(f"{folder}: not a diffusers pipeline folder (no model_index.json)")
-    index = json.loads(index_path.read_text(encoding="utf-8"))
+    index = _read_json_object(index_path)
     kind = index.get("_class_name", "?")
     if kind != DEPTH_PIPELINE:
-        raise ConversionError(f"{folder}: a {kind}, not a {DEPTH_PIPELINE}; only depth pipelines convert")
+        raise ConversionError(f"{folder}: a {str(kind)[:80]}, not a {DEPTH_PIPELINE}; only depth pipelines convert")
     missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
     if missing:
         raise ConversionError(f"{folder}: missing component folder(s): {', '.join(missing)}")
     channels = read_config(folder, "unet").get("in_channels")
     if channels != 5:
-        raise ConversionError(f"{folder}: the UNet takes {channels} input channels; a depth UNet takes 5")
+        raise ConversionError(f"{folder}: the UNet takes {str(channels)[:20]} input channels; a depth UNet takes 5")
     return index
 
 
@@ -334,7 +385,19 @@ def depth_config(unet: dict[str, Any], vae: dict[str, Any], text_arch: str) -> d
 
 
 def target_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Every tensor the WebUI's model for `config` has, with shapes, built on the meta device."""
+    """Every tensor the WebUI's model for `config` has, with shapes, built on the meta device.
+
+    ldm prints notes while it imports and builds ("No module 'xformers'", "making attention of
+    type ..."): they say nothing about the conversion, so they are kept out of the user's output.
+    """
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        return _target_shapes(config)
+
+
+def _target_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     import open_clip
     from ldm.models.autoencoder import AutoencoderKL
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
@@ -356,6 +419,18 @@ def target_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     return {prefix + k: tuple(v.shape) for prefix, module in parts.items() for k, v in module.state_dict().items()}
 
 
+def require_model_code() -> None:
+    """ldm and open_clip build the target model; say so before any weight is read if missing."""
+    import importlib.util
+
+    missing = [name for name in ("ldm", "open_clip") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ConversionError(
+            f"convert needs {' and '.join(missing)} (the WebUI has them): run it with the WebUI's Python from "
+            "the extension folder, e.g. ../../venv/bin/python depth2img-cli.py convert ..."
+        )
+
+
 def convert_pipeline(
     folder: str | Path, *, text_arch: str | None = None, progress: Callable[[str], None] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -363,9 +438,20 @@ def convert_pipeline(
     that did not map, any target left unproduced, and any shape that differs."""
     folder = Path(folder)
     check_pipeline(folder)
+    require_model_code()
     configs = {c: read_config(folder, c) for c in COMPONENTS}
-    geometry = geometry_of(configs["unet"], configs["vae"])
-    arch = text_arch_for(configs["text_encoder"], text_arch)
+    try:
+        geometry = geometry_of(configs["unet"], configs["vae"])
+        arch = text_arch_for(configs["text_encoder"], text_arch)
+        config = depth_config(configs["unet"], configs["vae"], arch)
+        layers = int(configs["text_encoder"]["num_hidden_layers"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError) as error:
+        if isinstance(error, ConversionError):
+            raise
+        raise ConversionError(
+            f"{folder}: a component's config.json lacks or mangles a value the conversion needs "
+            f"({error.__class__.__name__}: {str(error)[:100]})"
+        ) from None
     tables = {
         "unet": (UNET_RULES, None),
         "vae": (VAE_RULES, None),
@@ -386,9 +472,7 @@ def convert_pipeline(
             if component == "vae" and ".attn_1." in key and key.endswith(".weight") and value.ndim == 2:
                 value = value[:, :, None, None]  # diffusers' linear attention -> ldm's 1x1 convolutions
             state[PREFIXES[component] + key] = value
-    config = depth_config(configs["unet"], configs["vae"], arch)
     expected = target_shapes(config)
-    layers = int(configs["text_encoder"]["num_hidden_layers"])
     skipped = re.compile("|".join(UNUSED_TARGETS + (rf"^cond_stage_model\.model\.transformer\.resblocks\.{layers}\.",)))
     missing = sorted(k for k in expected if k not in state and not skipped.search(k))
     unknown = sorted(k for k in state if k not in expected)
@@ -413,26 +497,72 @@ def convert_pipeline(
     return state, config
 
 
-def write_checkpoint(
-    state: dict[str, torch.Tensor], config: dict[str, Any], output: str | Path, *, half: bool = False
-) -> tuple[Path, Path]:
-    """Write OUT.safetensors and OUT.yaml; never overwrites (ConversionError if either exists)."""
-    import yaml
-    from safetensors.torch import save_file
-
+def check_output(output: str | Path) -> tuple[Path, Path]:
+    """(checkpoint, yaml) paths if they can be written: a .safetensors name, neither file present,
+    a writable folder. Checked before any weight is read; ConversionError naming the file if not."""
+    from .files import check_writable_folder
     from .model_config import config_path_for
 
     output = Path(output)
-    if output.suffix != ".safetensors":
+    if output.suffix.lower() != ".safetensors":
         raise ConversionError(f"{output}: the output must be a .safetensors file")
     yaml_path = config_path_for(output)
-    existing = [str(p) for p in (output, yaml_path) if p.exists()]
+    existing = [str(p) for p in (output, yaml_path) if os.path.lexists(p)]
     if existing:
         raise ConversionError(f"{', '.join(existing)} already exist(s); choose another name or move it away")
+    try:
+        check_writable_folder(output.parent, "output")
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
+    return output, yaml_path
+
+
+def write_checkpoint(
+    state: dict[str, torch.Tensor], config: dict[str, Any], output: str | Path, *, half: bool = False
+) -> tuple[Path, Path]:
+    """Write OUT.safetensors and OUT.yaml; never overwrites (ConversionError if either exists).
+
+    The checkpoint is written under a temporary name and linked into place, which fails rather
+    than replace a file that appeared meanwhile; both files get the umask's permissions.
+    """
+    import yaml
+    from safetensors.torch import save_file
+
+    output, yaml_path = check_output(output)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state.items()}, str(output), metadata={"format": "pt"})
     header = "# sd-webui-depth2img: converted from a diffusers StableDiffusionDepth2ImgPipeline\n"
-    yaml_path.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    config_text = (header + yaml.safe_dump(config, sort_keys=False)).encode("utf-8")
+    temporary = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(temporary), metadata={"format": "pt"})
+        os.chmod(temporary, new_file_mode())
+        _link_new(temporary, output)
+        try:
+            with yaml_path.open("xb") as file:
+                file.write(config_text)
+        except BaseException:
+            output.unlink(missing_ok=True)  # ours, written a moment ago: no half-installed model
+            raise
+    except FileExistsError as error:
+        raise ConversionError(f"{error.filename}: appeared while converting; nothing was replaced") from None
+    except OSError as error:
+        raise ConversionError(f"{output}: cannot write ({error.strerror or error})") from None
+    except Exception as error:  # safetensors reports I/O failures as its own error type
+        raise ConversionError(f"{output}: cannot write ({error})") from None
+    finally:
+        temporary.unlink(missing_ok=True)
     return output, yaml_path
+
+
+def _link_new(source: Path, target: Path) -> None:
+    """Give `source` the name `target` only if no file has it (a hard link fails on an existing
+    name; where links are unsupported, check and rename)."""
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if os.path.lexists(target):
+            raise FileExistsError(errno.EEXIST, "exists", str(target)) from None
+        os.rename(source, target)

@@ -6,6 +6,7 @@ Convention everywhere: larger = nearer (white = near), as MiDaS predicts.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +14,37 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .images import ImageSource, open_image
+from .files import create_new_file
+from .images import WIDE_COLOUR_READ_AT_8_BITS, ImageSource, check_pixels, open_image
 from .validation import check_min_size
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's convert("L")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
-def load_depth_map(source: ImageSource, *, invert: bool = False, name: str = "depth map") -> np.ndarray:
+def load_depth_map(
+    source: ImageSource, *, invert: bool = False, name: str = "depth map", max_pixels: int | None = None
+) -> np.ndarray:
     """A user depth map as float32 [H, W] in 0..1, white = near.
 
     Takes a PIL image (L, I;16, I, F, RGB, RGBA, LA, P, 1), a numpy array (uint8, uint16 or
     float; [H, W] or [H, W, 1|3|4]) or a file path. Colour maps count by luma; alpha is ignored.
-    `invert` is for maps where black = near (Z-depth from 3D tools).
+    `invert` is for maps where black = near (Z-depth from 3D tools). Files over the pixel limit
+    (lib_depth.images) are refused before decoding; a 16-bit colour file warns that Pillow reads
+    it at 8 bits.
     """
     if isinstance(source, np.ndarray):
         depth = _array_to_depth(source, name)
+        check_pixels(depth.shape[1], depth.shape[0], name, max_pixels)
     else:
-        depth = _image_to_depth(open_image(source, name), name)
+        image = open_image(source, name, max_pixels=max_pixels)
+        if image.info.get(WIDE_COLOUR_READ_AT_8_BITS):
+            warnings.warn(
+                f"{name}: a 16-bit colour image; Pillow decodes colour at 8 bits per channel, so it is read "
+                "with 256 levels. Save depth maps as 16-bit greyscale PNG to keep their full precision",
+                stacklevel=2,
+            )
+        depth = _image_to_depth(image, name)
     if not np.isfinite(depth).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
     return 1.0 - depth if invert else depth
@@ -78,7 +92,16 @@ def _array_to_depth(array: np.ndarray, name: str) -> np.ndarray:
 def depth_to_tensor(depth: np.ndarray | list[np.ndarray], device: torch.device | str | None = None) -> torch.Tensor:
     """One map or a list of maps (each [H, W]) -> float32 [B, 1, H, W]; maps of other sizes are
     resized to the first one's size."""
-    maps = depth if isinstance(depth, list) else [depth]
+    maps = list(depth) if isinstance(depth, (list, tuple)) else [depth]
+    if not maps:
+        raise ValueError("depth: expected a depth map or a non-empty list of depth maps, got an empty list")
+    for index, item in enumerate(maps):
+        if not isinstance(item, np.ndarray) or item.ndim != 2:
+            shape = getattr(item, "shape", None)
+            raise ValueError(
+                f"depth map {index + 1}: expected a 2-D numpy array [H, W], got {type(item).__name__}"
+                + (f" of shape {tuple(shape)}" if shape is not None else "")
+            )
     first = torch.from_numpy(np.ascontiguousarray(maps[0], dtype=np.float32))[None, None]
     tensors = [first]
     for item in maps[1:]:
@@ -149,8 +172,6 @@ def colorize(preview: Image.Image) -> Image.Image:
 
 
 def save_png(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write a PNG, creating the folder; returns the path."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    image.save(target, format="PNG")
-    return target
+    """Write a PNG, creating the folder; never over an existing file: a taken name becomes
+    `name-1.png`, `name-2.png` ... Returns where it was written."""
+    return create_new_file(Path(path), lambda file: image.save(file, format="PNG"))

@@ -33,24 +33,76 @@ class DoctorRow:
 
 def find_checkpoints(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given; folders searched recursively for .safetensors/.ckpt (VAEs skipped), as the
-    WebUI lists models. Raises ValueError for a path that does not exist."""
+    WebUI lists models. Raises ValueError for a path that does not exist or cannot be listed."""
+    files, unreadable = scan_checkpoints(paths)
+    if unreadable:
+        path, problem = unreadable[0]
+        raise ValueError(f"{path}: {problem}")
+    return files
+
+
+def scan_checkpoints(paths: Iterable[str | os.PathLike]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(checkpoint files, [(folder or file, why it cannot be read)]): like find_checkpoints, but a
+    folder that cannot be listed is reported, not skipped, and does not stop the others.
+    Raises ValueError only for a path that does not exist at all."""
     found: list[Path] = []
+    unreadable: list[tuple[Path, str]] = []
     for item in map(Path, paths):
         if item.is_dir():
-            found.extend(
-                sorted(
-                    p
-                    for p in item.rglob("*")
-                    if p.is_file()
-                    and p.suffix.lower() in CHECKPOINT_SUFFIXES
-                    and not p.name.lower().endswith(_VAE_SUFFIXES)
-                )
-            )
+            files, problems = _walk(item)
+            found.extend(sorted(files))
+            unreadable.extend(problems)
         elif item.is_file():
             found.append(item)
+        elif os.path.lexists(item):
+            unreadable.append((item, "not a regular file or folder (a broken link?)"))
         else:
             raise ValueError(f"{item}: no such file or folder")
-    return found
+    return found, unreadable
+
+
+def _walk(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Checkpoint files under `root`, following links but never the same folder twice."""
+    files: list[Path] = []
+    problems: list[tuple[Path, str]] = []
+    seen: set[tuple[int, int]] = set()
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            info = folder.stat()
+            if (info.st_dev, info.st_ino) in seen:
+                continue
+            seen.add((info.st_dev, info.st_ino))
+            with os.scandir(folder) as entries:
+                listed = list(entries)
+        except OSError as error:
+            problems.append((folder, f"cannot list this folder: {_reason(error)}"))
+            continue
+        for entry in listed:
+            path = Path(entry.path)
+            try:
+                if entry.is_dir():
+                    pending.append(path)
+                elif (
+                    entry.is_file()
+                    and path.suffix.lower() in CHECKPOINT_SUFFIXES
+                    and not path.name.lower().endswith(_VAE_SUFFIXES)
+                ):
+                    files.append(path)
+            except OSError as error:
+                problems.append((path, f"cannot read: {_reason(error)}"))
+    return files, sorted(problems)
+
+
+def _reason(error: OSError) -> str:
+    return (error.strerror or error.__class__.__name__).lower()
+
+
+def unreadable_row(path: Path, problem: str) -> DoctorRow:
+    """The doctor's row for a folder or file it could not even look at."""
+    kind = "unreadable folder" if path.is_dir() else "unreadable"
+    return DoctorRow(str(path), kind, "-", "-", problem, False)
 
 
 def default_paths(cwd: str | os.PathLike | None = None) -> list[Path]:

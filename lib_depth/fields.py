@@ -12,13 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
+
 INFOTEXT_KEY = "Depth2img"
+NORMALISE_MODES = ("per image", "shared", "smoothed")  # sequence.py implements them
+# 10 s at 24 fps: within a shot the range barely moves (an object approaching for a second moves it
+# by a tenth or less of what per-image normalisation does); scene cuts reset it, so it need not adapt fast.
+DEFAULT_TIME_CONSTANT = 240.0
 
 
 @dataclass(frozen=True)
 class Field:
-    """One script field. `kind` is "bool", "float", "choice" or "image" (not a setting: the
-    uploaded map or reference photo, passed beside the settings)."""
+    """One script field. `kind` is "bool", "float", "int", "choice", "text" or "image" (not a
+    setting: the uploaded map(s) or reference photo, passed beside the settings)."""
 
     name: str  # attribute, API name, CLI flag (--name with dashes)
     kind: str
@@ -31,6 +37,8 @@ class Field:
     choices: tuple[str, ...] = ()
     edit: bool = False  # an edit of the depth (has_edits; applied before normalisation)
     cli: bool = False  # a command-line flag of `preview` and `depth`
+    api: bool = True  # accepted over the HTTP API (False: a server path, for the WebUI's own Batch tab only)
+    mirrors: str | None = None  # a hidden copy of this WebUI input (its elem_id), kept in step by the UI
     tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
     per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
 
@@ -53,6 +61,8 @@ class Field:
         """ "0.1..10" or "estimate, upload" for help texts and the README."""
         if self.bounds:
             return f"{self.bounds[0]:g}..{self.bounds[1]:g}"
+        if self.kind == "text":
+            return "a folder"
         if self.choices:
             return ", ".join(self.choices)
         return ""
@@ -161,6 +171,100 @@ FIELDS: tuple[Field, ...] = (
         "8/16-bit grayscale, RGB or palette; white = near. In txt2img with 'reference', a photo whose depth "
         "is estimated",
         per_tab={"txt2img": {"label": "Depth map / reference image"}},
+    ),
+    # appended after "image" so that positional API calls made before them keep working
+    Field(
+        "estimator",
+        "choice",
+        DEFAULT_ESTIMATOR,
+        "Depth estimator",
+        "dpt-hybrid: the checkpoint's own MiDaS, what the model was trained with (no extra file); "
+        "depth-anything-v2-*: sharper on people and thin structures (small: Apache-2.0; base, large: "
+        "CC-BY-NC-4.0, non-commercial), weights in models/depth2img",
+        infotext="estimator",
+        choices=ESTIMATOR_NAMES,
+        cli=True,
+    ),
+    Field(
+        "resolution",
+        "int",
+        0,
+        "Depth resolution",
+        "the estimator's input size; 0: its trained size ("
+        + ", ".join(
+            f"{spec.name} {spec.default_resolution}"
+            for spec in ESTIMATORS.values()
+            if spec.name in ("dpt-hybrid", "depth-anything-v2-small")
+        )
+        + "); dpt-hybrid takes 384, 512, 768, 1024; depth-anything-v2 multiples of 14 up to 1022",
+        infotext="resolution",
+        bounds=(0, 1024),
+        step=2,
+        cli=True,
+    ),
+    Field(
+        "normalise",
+        "choice",
+        NORMALISE_MODES[0],
+        "Normalise",
+        "per image: each image's own near..far (as trained); shared: one range for the whole sequence "
+        "(batch or Batch tab), no flicker; smoothed: a range that follows the sequence slowly, reset at "
+        "scene cuts",
+        infotext="normalise",
+        choices=NORMALISE_MODES,
+        cli=True,
+    ),
+    Field(
+        "percentile",
+        "float",
+        0.0,
+        "Range percentile",
+        "cut this percentage off each end of the depth range (0.5 keeps 0.5..99.5 %), so a stray pixel "
+        "does not compress the rest; 0: the exact min..max",
+        infotext="percentile",
+        bounds=(0.0, 10.0),
+        step=0.1,
+        cli=True,
+    ),
+    Field(
+        "time_constant",
+        "float",
+        DEFAULT_TIME_CONSTANT,
+        "Smoothing (frames)",
+        "smoothed: frames after which the range has followed 63 % of a change; longer is steadier",
+        infotext="time constant",
+        bounds=(1.0, 10000.0),
+        step=1.0,
+        cli=True,
+    ),
+    Field(
+        "depth_folder",
+        "text",
+        "",
+        "Depth maps folder (Batch tab)",
+        "img2img Batch tab: a folder of depth maps paired with the frames by name (frame_0001.png <-> "
+        "frame_0001.png, frame_0001-depth.png or another extension)",
+        tabs=("img2img",),
+        api=False,
+    ),
+    Field(
+        "missing_map",
+        "choice",
+        "stop",
+        "Frame without a depth map",
+        "Batch tab: stop the batch with a message, or estimate that frame's depth instead",
+        choices=("stop", "estimate"),
+        tabs=("img2img",),
+    ),
+    Field(
+        "frames_folder",
+        "text",
+        "",
+        "Batch input directory",
+        "set from the Batch tab's input directory (hidden): the frames the depth maps folder is paired with",
+        tabs=("img2img",),
+        api=False,
+        mirrors="img2img_batch_input_dir",
     ),
 )
 

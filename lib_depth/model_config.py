@@ -8,15 +8,17 @@ so it is recognised here; fixing it moves the user's file aside, never overwrite
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from .files import write_atomically
+
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "configs" / "sd2-depth-inference.yaml"
 DEPTH_TARGET = "ldm.models.diffusion.ddpm.LatentDepth2ImageDiffusion"
+MAX_CONFIG_BYTES = 1 * 2**20  # a model config is a few KiB
 
 
 @dataclass(frozen=True)
@@ -37,14 +39,21 @@ def check_depth_config(checkpoint: str | os.PathLike) -> ConfigStatus:
     if not path.exists():
         return ConfigStatus(path, "missing", f"no {path.name}; the WebUI detects the depth model by its weights")
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return ConfigStatus(
+                path, "unreadable", f"{path.name} is over {MAX_CONFIG_BYTES:,} bytes: not a model config"
+            )
         with path.open("r", encoding="utf-8") as file:
             config = yaml.safe_load(file)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+    except RecursionError:  # a crafted, deeply nested file; pyyaml composes recursively
+        return ConfigStatus(path, "unreadable", f"{path.name} cannot be read (nested too deeply)")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValueError) as error:
         return ConfigStatus(path, "unreadable", f"{path.name} cannot be read ({error.__class__.__name__})")
     problem = _depth_config_problem(config)
     if problem:
         return ConfigStatus(path, "wrong", f"{path.name} {problem}")
     context_dim = _section(_section(_section(config["model"], "params"), "unet_config"), "params").get("context_dim")
+    context_dim = context_dim if isinstance(context_dim, int) and not isinstance(context_dim, bool) else None
     return ConfigStatus(path, "ok", f"{path.name} describes a depth model", context_dim)
 
 
@@ -54,19 +63,27 @@ def _depth_config_problem(config: object) -> str | None:
         return "is not a model config (no 'model' section)"
     params = _section(model, "params")
     unet = _section(_section(params, "unet_config"), "params")
-    target = str(model.get("target", "?"))
+    target = _short(model.get("target", "?"))
     found = []
     if target != DEPTH_TARGET:
         found.append(f"model {target.rsplit('.', 1)[-1]}")
     if "depth_stage_config" not in params:
         found.append("no depth_stage_config")
     if unet.get("in_channels") != 5:
-        found.append(f"UNet in_channels {unet.get('in_channels', '?')} (depth needs 5)")
+        found.append(f"UNet in_channels {_short(unet.get('in_channels', '?'))} (depth needs 5)")
     if params.get("conditioning_key") != "hybrid":
-        found.append(f"conditioning_key {params.get('conditioning_key', '?')} (depth needs hybrid)")
+        found.append(f"conditioning_key {_short(params.get('conditioning_key', '?'))} (depth needs hybrid)")
     if not found:
         return None
     return "describes another model: " + ", ".join(found)
+
+
+def _short(value: object) -> str:
+    """A config value for a message; a crafted one (an alias bomb) is never turned into text."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = str(value)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return f"<{type(value).__name__}>"
 
 
 def _section(mapping: dict, key: str) -> dict:
@@ -92,7 +109,9 @@ def fix_depth_config(checkpoint: str | os.PathLike, *, now: float | None = None)
     target = status.path
     backup = None
     try:
+        mode = None  # a new file: the umask's mode
         if status.state != "missing":
+            mode = target.stat().st_mode  # the replaced file's, so whoever could read it still can
             stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
             backup = target.with_name(f"{target.name}.bak-{stamp}")
             counter = 1
@@ -100,21 +119,10 @@ def fix_depth_config(checkpoint: str | os.PathLike, *, now: float | None = None)
                 counter += 1
                 backup = target.with_name(f"{target.name}.bak-{stamp}-{counter}")
             target.rename(backup)
-        _write_atomically(target, BUNDLED_CONFIG.read_bytes())
+        write_atomically(target, BUNDLED_CONFIG.read_bytes(), mode=mode)
     except OSError as error:
         raise ValueError(
             f"cannot write {target} ({error.strerror or error.__class__.__name__}); make the folder writable "
             f"or copy {BUNDLED_CONFIG} there by hand as {target.name}"
         ) from None
     return ConfigFix(target, backup)
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            file.write(data)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

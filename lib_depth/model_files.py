@@ -109,6 +109,37 @@ MODEL_FILES: tuple[ModelFile, ...] = (
         mirrors=(Mirror("sd2-community", _COMMUNITY, "512-depth-ema.ckpt"),),
     ),
 )
+
+
+
+def _estimator_files() -> tuple[ModelFile, ...]:
+    """The weights of the estimators that need a file (estimators/__init__.py), as table entries
+    named like the estimator. Only files with a published SHA-256 are offered for download."""
+    from .estimators import ESTIMATORS
+
+    entries = []
+    for spec in ESTIMATORS.values():
+        weights = next((w for w in spec.weights if w.sha256), None)
+        if weights is None:
+            continue
+        entries.append(
+            ModelFile(
+                name=spec.name,
+                model=spec.name,
+                variant="weights",
+                filename=weights.file_name,
+                size=weights.size,
+                sha256=weights.sha256,
+                kind="estimator",
+                description=f"{spec.label} weights",
+                licence=spec.licence + ("" if spec.commercial_use else " (non-commercial use only)"),
+                mirrors=(Mirror("hub", weights.hub_repo, weights.hub_path),),
+            )
+        )
+    return tuple(entries)
+
+
+MODEL_FILES += _estimator_files()
 DEFAULT_MODEL = "512-depth-ema"
 DEFAULT_VARIANT = "fp16"
 
@@ -127,6 +158,15 @@ def model_file_named(name: str) -> ModelFile:
         if entry.name == name:
             return entry
     raise ValueError(f"unknown model file {name!r}; choose one of: {', '.join(e.name for e in MODEL_FILES)}")
+
+
+def estimator_file(name: str) -> ModelFile:
+    """The weights entry of an estimator that needs a file, or a ValueError saying what there is."""
+    entry = next((e for e in MODEL_FILES if e.kind == "estimator" and e.name == name), None)
+    if entry is None:
+        known = ", ".join(e.name for e in MODEL_FILES if e.kind == "estimator")
+        raise ValueError(f"--estimator: no downloadable weights for {name!r}; known: {known}")
+    return entry
 
 
 def variants(model: str = DEFAULT_MODEL) -> list[str]:

@@ -15,12 +15,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .conditioning import depth_to_conditioning
+from .conditioning import DepthRange, depth_to_conditioning
 from .depthmap import load_depth_map
 from .estimator import DepthEstimator
 from .geometry import Geometry
 from .images import image_to_tensor
+from .sequence import sequence_ranges
 from .settings import DepthSettings
+
+PER_IMAGE = "per image"
 
 
 class DepthInputError(ValueError):
@@ -31,10 +34,14 @@ class DepthInputError(ValueError):
 class DepthRun:
     settings: DepthSettings
     estimator: DepthEstimator | None
-    image: Image.Image | None = None  # uploaded depth map or reference photo
+    # uploaded depth map or reference photo; a list gives each image of the batch its own map
+    image: Image.Image | list[Image.Image] | None = None
     error: str | None = None  # an invalid request, reported when the conditioning is first asked for
+    # normalisation ranges fixed by the caller for this run's images (a Batch-tab frame normalised
+    # with its whole sequence); None: from the settings, over the pass's own batch
+    ranges: list[DepthRange] | None = None
     used: list[torch.Tensor] = field(default_factory=list)  # the conditioning each pass used (CPU)
-    _user_depth: np.ndarray | None = None
+    _user_depth: list[np.ndarray] | None = None
 
     def conditioning(self, geometry: Geometry, images: torch.Tensor | None = None, batch: int = 1) -> torch.Tensor:
         """float32 [B, 1, h, w] in [-1, 1] at `geometry.latent`.
@@ -53,19 +60,52 @@ class DepthRun:
                 )
             depth = self.estimate(images)
         else:
-            depth = self._user_depth_at(geometry).expand(batch, -1, -1, -1)
-        conditioning = depth_to_conditioning(depth, geometry.latent, self.settings, image_size=geometry.image_size)
+            depth = self.user_depth(geometry, batch)
+        conditioning = self.normalised(depth, geometry)
         self.used.append(conditioning.detach().cpu())
         return conditioning
+
+    def normalised(self, depth: torch.Tensor, geometry: Geometry) -> torch.Tensor:
+        """Raw depth [B, 1, H, W] -> conditioning, each image over its own range (per image, the
+        model's way) or over the range the sequence settings give the batch (sequence.py)."""
+        settings = self.settings
+        ranges = self.ranges
+        if ranges is None and (settings.normalise != PER_IMAGE or settings.percentile):
+            ranges = sequence_ranges(
+                depth,
+                geometry.latent,
+                settings,
+                image_size=geometry.image_size,
+                mode=settings.normalise,
+                time_constant=settings.time_constant,
+                percentile=settings.percentile,
+            )
+        if ranges is None:
+            return depth_to_conditioning(depth, geometry.latent, settings, image_size=geometry.image_size)
+        if len(ranges) == 1 and depth.shape[0] > 1:
+            ranges = ranges * depth.shape[0]
+        return torch.cat(
+            [
+                depth_to_conditioning(
+                    depth[index : index + 1],
+                    geometry.latent,
+                    settings,
+                    image_size=geometry.image_size,
+                    depth_range=depth_range,
+                )
+                for index, depth_range in enumerate(ranges)
+            ]
+        )
 
     def estimate(self, images: torch.Tensor) -> torch.Tensor:
         if self.estimator is None:
             raise DepthInputError("depth2img: the loaded model has no depth estimator; select a depth checkpoint")
         return self.estimator.estimate(images)
 
-    def _user_depth_at(self, geometry: Geometry) -> torch.Tensor:
-        """[1, 1, H, W] raw depth of the uploaded map or reference photo, fitted like the init image."""
-        if self.image is None:
+    def user_depth(self, geometry: Geometry, batch: int = 1) -> torch.Tensor:
+        """[B, 1, H, W] raw depth of the uploaded map(s) or reference photo, fitted like the init
+        image: one map for the whole batch, or one per image."""
+        if self.image is None or (isinstance(self.image, list) and not self.image):
             wanted = (
                 "a reference image is needed; upload one"
                 if self.settings.source == "reference"
@@ -73,13 +113,25 @@ class DepthRun:
             )
             raise DepthInputError(f"depth2img: {wanted} in the Depth2img accordion")
         if self._user_depth is None:
-            if self.settings.source == "reference":
-                reference = image_to_tensor(self.image.convert("RGB"), name="reference image")
-                self._user_depth = self.estimate(reference)[0, 0].cpu().numpy()
-            else:
-                try:
-                    self._user_depth = load_depth_map(self.image, name="depth map")
-                except ValueError as error:
-                    raise DepthInputError(f"depth2img: {error}") from None
-        fitted = geometry.fit(self._user_depth)
-        return torch.from_numpy(np.ascontiguousarray(fitted, dtype=np.float32))[None, None]
+            images = self.image if isinstance(self.image, list) else [self.image]
+            self._user_depth = [self._read(image, index, len(images)) for index, image in enumerate(images)]
+        if len(self._user_depth) not in (1, batch):
+            raise DepthInputError(
+                f"depth2img: image: {len(self._user_depth)} depth maps for {batch} images; "
+                "send one map for all, or one per init image"
+            )
+        fitted = [
+            torch.from_numpy(np.ascontiguousarray(geometry.fit(depth), dtype=np.float32))[None, None]
+            for depth in self._user_depth
+        ]
+        return torch.cat(fitted).expand(batch, -1, -1, -1) if len(fitted) == 1 else torch.cat(fitted)
+
+    def _read(self, image: Image.Image, index: int, count: int) -> np.ndarray:
+        label = "depth map" if count == 1 else f"depth map {index + 1}"
+        if self.settings.source == "reference":
+            label = label.replace("depth map", "reference image")
+            return self.estimate(image_to_tensor(image.convert("RGB"), name=label))[0, 0].cpu().numpy()
+        try:
+            return load_depth_map(image, name=label)
+        except ValueError as error:
+            raise DepthInputError(f"depth2img: {error}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _codecs
 import collections
 import pickle
+import pickletools
 from typing import Any
 
 import numpy as np
@@ -56,6 +57,16 @@ def _placeholder(module: str, name: str) -> type:
 
 
 class Unpickler(pickle.Unpickler):
+    def __init__(self, file: Any, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._file = file
+
+    def load(self) -> Any:
+        """torch.load subclasses this class and calls load() itself: the check goes here."""
+        if getattr(self._file, "seekable", lambda: False)():
+            check_pickle(self._file)
+        return super().load()
+
     def find_class(self, module: str, name: str) -> Any:
         found = _ALLOWED.get((module, name))
         if found is not None:
@@ -63,6 +74,32 @@ class Unpickler(pickle.Unpickler):
         if module == "torch" and name.endswith("Storage"):
             return getattr(torch, name, _placeholder(module, name))
         return _placeholder(module, name)
+
+
+MAX_MEMO_INDEX = 10_000_000  # a checkpoint's pickle memoises a few objects per tensor
+MAX_MARK_DEPTH = 1_000
+
+
+def check_pickle(file: Any) -> None:
+    """Walk a pickle's opcodes without building anything; UnpicklingError for what would make the
+    C unpickler allocate without bound (a memo index of billions reserves that many slots) or
+    nest absurdly deep. Rewinds the file afterwards."""
+    start = file.tell()
+    depth = 0
+    try:
+        for opcode, argument, _ in pickletools.genops(file):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and int(argument) > MAX_MEMO_INDEX:
+                raise pickle.UnpicklingError(f"memo index {int(argument):,} is over {MAX_MEMO_INDEX:,}")
+            if opcode.name == "MARK":
+                depth += 1
+                if depth > MAX_MARK_DEPTH:
+                    raise pickle.UnpicklingError(f"nested more than {MAX_MARK_DEPTH} levels deep")
+            elif pickletools.markobject in opcode.stack_before:
+                depth -= 1
+    except (ValueError, EOFError) as error:
+        raise pickle.UnpicklingError(f"not a valid pickle ({error})") from None
+    finally:
+        file.seek(start)
 
 
 def load(file: Any, **kwargs: Any) -> Any:

@@ -31,6 +31,7 @@ from .conditioning import (
     edit_resized,
     resize_depth,
 )
+from .fields import DEFAULT_TIME_CONSTANT, NORMALISE_MODES
 from .settings import DepthSettings
 
 __all__ = [
@@ -46,12 +47,6 @@ __all__ = [
     "sequence_ranges",
 ]
 
-NORMALISE_MODES = ("per image", "shared", "smoothed")
-# 10 s at 24 fps: within a shot the range barely moves (an object approaching for a second moves it
-# by a tenth or less of what per-image normalisation does); scene cuts reset it, so it need not adapt fast.
-DEFAULT_TIME_CONSTANT = 240.0
-# See `cut_scores`: motion within a shot scores a few hundredths, a cut to an unrelated shot about 0.5
-# (a correlation of the two frames' depth below 0.7 is a cut).
 DEFAULT_CUT_THRESHOLD = 0.15
 PERCENTILE_RANGE = (0.0, 50.0)  # per end, upper bound excluded
 

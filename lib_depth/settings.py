@@ -3,8 +3,8 @@
 Built from the field table (fields.py): its attributes, defaults, validation and both text forms
 come from the rows, so nothing here names a single field except the one rule that ties two of them
 (far below near). Infotext stores the settings as a single "Depth2img" parameter, e.g.
-`source=estimate; invert=true; near=0.9; far=0.1; gamma=1.2; blur=4; masked area=original`
-(no commas, so the WebUI's infotext parser needs no quoting).
+`source=estimate; invert=true; near=0.9; far=0.1; gamma=1.2` (the source and what differs from the
+defaults; no commas, so the WebUI's infotext parser needs no quoting).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
+from .estimators import get_estimator
 from .fields import EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
 
 __all__ = ["INFOTEXT_KEY", "DepthSettings"]
 
-_PY_TYPES = {"bool": bool, "float": float, "choice": str}
+_PY_TYPES = {"bool": bool, "float": float, "int": int, "choice": str, "text": str}
+MAX_TEXT = 4096  # a folder path
 
 
 class _SettingsBehaviour:
@@ -26,8 +28,11 @@ class _SettingsBehaviour:
     def __post_init__(self) -> None:
         for f in SETTING_FIELDS:
             object.__setattr__(self, f.name, _validated(f, getattr(self, f.name)))
+        # the rules that tie fields together
         if self.far >= self.near:  # type: ignore[attr-defined]
             raise ValueError(f"far ({self.far}) must be below near ({self.near})")  # type: ignore[attr-defined]
+        if self.resolution:  # type: ignore[attr-defined]  0 is the estimator's own size
+            get_estimator(self.estimator).check_resolution(self.resolution)  # type: ignore[attr-defined]
 
     @property
     def has_edits(self) -> bool:
@@ -52,7 +57,13 @@ class _SettingsBehaviour:
         return cls(**dict(values))
 
     def to_infotext(self) -> str:
-        return "; ".join(f"{f.infotext}={_format(getattr(self, f.name))}" for f in INFOTEXT_FIELDS)
+        """Every stored field that differs from its default, and the source always (so that the
+        parameter is never empty); a missing field reads back as its default."""
+        return "; ".join(
+            f"{f.infotext}={_format(getattr(self, f.name))}"
+            for f in INFOTEXT_FIELDS
+            if f.name == "source" or getattr(self, f.name) != f.default
+        )
 
     @classmethod
     def from_infotext(cls, text: str) -> DepthSettings:
@@ -86,13 +97,19 @@ def _validated(f: Field, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"{f.name}: expected true or false, got {value!r}")
         return value
-    if f.kind == "float":
+    if f.kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"{f.name}: expected a finite number, got {value!r}")
+        if f.kind == "int" and value != int(value):
+            raise ValueError(f"{f.name}: expected a whole number, got {value!r}")
         low, high = f.bounds or (-math.inf, math.inf)
         if not low <= value <= high:
             raise ValueError(f"{f.name}: {value:g} is outside {f.describe_range()}")
-        return float(value)
+        return float(value) if f.kind == "float" else int(value)
+    if f.kind == "text":
+        if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:
+            raise ValueError(f"{f.name}: expected a text of at most {MAX_TEXT} characters, got {value!r:.80}")
+        return value.strip()
     if value not in f.choices:
         raise ValueError(f"{f.name}: expected one of {', '.join(f.choices)}, got {value!r}")
     return value
@@ -112,9 +129,9 @@ def _parse(f: Field, raw: str) -> Any:
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
         raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be true or false, got {raw!r}")
-    if f.kind == "float":
+    if f.kind in ("float", "int"):
         try:
-            return float(raw)
+            return float(raw) if f.kind == "float" else int(raw)
         except ValueError:
             raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be a number, got {raw!r}") from None
     return raw

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 MIN_IMAGE_SIDE = 64
@@ -40,3 +42,42 @@ def check_finite(values: torch.Tensor, name: str) -> torch.Tensor:
     if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name}: contains NaN or infinite values")
     return values
+
+
+MAX_LATENT_SIDE = 4096  # 32768 pixels: far beyond any generation, small enough to never allocate absurdly
+
+
+def check_latent_size(value: object, name: str = "latent_size") -> tuple[int, int]:
+    """(height, width) in latent pixels from a pair of whole numbers >= 1; ValueError naming
+    `name` otherwise (0, negatives, floats like 64.5, bools, strings, wrong length)."""
+    if isinstance(value, torch.Size):
+        value = tuple(value)
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ValueError(f"{name}: expected (height, width) in latent pixels, got {_describe(value)}")
+    sides = []
+    for label, side in zip(("height", "width"), value, strict=True):
+        if isinstance(side, bool) or not isinstance(side, numbers.Integral):
+            if isinstance(side, float) and side.is_integer():
+                side = int(side)
+            else:
+                raise ValueError(f"{name}: {label} must be a whole number of latent pixels, got {_describe(side)}")
+        if not 1 <= side <= MAX_LATENT_SIDE:
+            raise ValueError(f"{name}: {label} must be 1..{MAX_LATENT_SIDE} latent pixels, got {int(side)}")
+        sides.append(int(side))
+    return sides[0], sides[1]
+
+
+def check_settings_type(value: object, name: str = "settings") -> object:
+    """`value` if it is a DepthSettings (or None for the defaults); ValueError naming what it is
+    otherwise (a dict of settings, for example, says how to build one)."""
+    from .settings import DepthSettings
+
+    if value is None or isinstance(value, DepthSettings):
+        return value
+    hint = "; build one with DepthSettings(**values)" if isinstance(value, dict) else ""
+    raise ValueError(f"{name}: expected a DepthSettings or None, got {type(value).__name__}{hint}")
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

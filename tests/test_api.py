@@ -95,6 +95,9 @@ def test_api_auth_text_is_split_like_the_webui():
         ({"image": IMAGE, "resize_mode": 7}, "resize_mode"),
         ({"image": IMAGE, "width": 32}, "too small"),
         ({"image": IMAGE, "extra": 1}, "unknown field"),
+        ({"image": IMAGE, "settings": {"depth_folder": "/etc"}}, "depth_folder: only the WebUI's Batch tab"),
+        ({"image": IMAGE, "settings": {"estimator": "zoedepth"}}, "estimator: expected one of dpt-hybrid"),
+        ({"image": IMAGE, "settings": {"resolution": 600}}, "depth resolution 600 is not available for dpt-hybrid"),
         ({"image": 5}, "image: expected base64 image data, got int"),
     ],
 )

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from lib_depth import DepthSettings, conditioning_to_previews, depth_to_conditioning, depth_to_tensor, load_depth_map
+from lib_depth.geometry import CROP_AND_RESIZE, fit_depth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,8 @@ def test_preview_writes_the_conditioning_the_model_gets(tmp_path):
     assert "256x192" in result.stdout
     written = Image.open(tmp_path / "out.png")
     settings = DepthSettings(gamma=2.0, invert=True)
-    conditioning = depth_to_conditioning(depth_to_tensor(load_depth_map(tmp_path / "map.png")), (24, 32), settings)
+    fitted = fit_depth(load_depth_map(tmp_path / "map.png"), 256, 192, CROP_AND_RESIZE)  # txt2img's geometry
+    conditioning = depth_to_conditioning(depth_to_tensor(fitted), (24, 32), settings)
     expected = conditioning_to_previews(conditioning, (192, 256))[0]
     assert written.size == (256, 192) and np.array_equal(np.asarray(written), np.asarray(expected))
     assert torch.tensor(np.asarray(written)[:, 0].astype(float)).mean() > 200  # inverted: left is near

@@ -15,7 +15,10 @@ import pytest
 import torch
 
 from lib_depth import DepthSettings, conditioning_to_previews, depth_to_conditioning
-from lib_depth.settings import BLUR_RANGE, GAMMA_RANGE
+from lib_depth.fields import BY_NAME
+
+GAMMA_RANGE = BY_NAME["gamma"].bounds  # the accepted space comes from the field table
+BLUR_RANGE = BY_NAME["blur"].bounds
 
 FLOAT32_MAX = torch.finfo(torch.float32).max
 TINY = 5e-324  # smallest float64 subnormal: float32 rounds it to 0
@@ -111,7 +114,7 @@ def test_random_sweep_over_the_accepted_space():
     [
         ((0, 8), "latent_size"),
         ((8, -1), "latent_size"),
-        ((8.0, 8), "latent_size"),
+        ((8.5, 8), "latent_size"),
         ((2.5, 8), "latent_size"),
         ((True, 8), "latent_size"),
         ((8,), "latent_size"),
@@ -126,7 +129,7 @@ def test_invalid_latent_size_is_a_clear_error(latent, message):
 
 @pytest.mark.parametrize("settings", [{"near": 0.5}, "invert=true", 1.0])
 def test_wrong_settings_type_is_a_clear_error(settings):
-    with pytest.raises(ValueError, match="settings: expected DepthSettings"):
+    with pytest.raises(ValueError, match="settings: expected a DepthSettings"):
         depth_to_conditioning(torch.rand(1, 1, 16, 16), (8, 8), settings)
 
 

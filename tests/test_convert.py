@@ -260,8 +260,10 @@ def test_not_a_depth_pipeline(tmp_path, pipeline):
         ConversionError, match="a StableDiffusionInpaintPipeline, not a StableDiffusionDepth2ImgPipeline"
     ):
         convert_pipeline(tmp_path)
-    with pytest.raises(ConversionError, match="no model_index.json"):
+    with pytest.raises(ConversionError, match="nowhere: no such folder"):
         convert_pipeline(tmp_path / "nowhere")
+    with pytest.raises(ConversionError, match="no model_index.json"):
+        convert_pipeline(folder / "unet")
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionDepth2ImgPipeline"}))

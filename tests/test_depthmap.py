@@ -152,5 +152,7 @@ def test_init_images_from_files_and_arrays(tmp_path):
     assert batch[0, 0].eq(1).all() and batch[0, 1].eq(-1).all() and batch[1].eq(-1).all()
     with pytest.raises(ValueError, match="same size"):
         image_to_tensor([Image.new("RGB", (64, 64)), Image.new("RGB", (96, 64))])
-    with pytest.raises(ValueError, match="uint8"):
-        image_to_tensor(np.zeros((64, 64, 3), np.float32))
+    with pytest.raises(ValueError, match="float array must hold values in 0..1, got 2..2"):
+        image_to_tensor(np.full((64, 64, 3), 2.0, np.float32))
+    with pytest.raises(ValueError, match="uint8, uint16 or float"):
+        image_to_tensor(np.zeros((64, 64, 3), np.int64))

@@ -685,7 +685,11 @@ def test_the_table_lookups_and_urls(monkeypatch):
     )
     assert variants() == ["fp16", "fp32", "ckpt"]
     assert len({e.name for e in MODEL_FILES}) == len(MODEL_FILES)
-    assert all(len(e.sha256) == 64 and e.kind == "checkpoint" for e in MODEL_FILES)
+    assert all(len(e.sha256) == 64 and e.kind in ("checkpoint", "estimator") for e in MODEL_FILES)
+    assert [e.name for e in MODEL_FILES if e.kind == "estimator"] == [
+        "depth-anything-v2-small",
+        "depth-anything-v2-base",
+    ]
     assert official_by_sha256(model_file(variant="ckpt").sha256.upper()).filename == "512-depth-ema.ckpt"
     for hostile in ("../../etc/passwd", "https://evil.example/x.safetensors", "512-depth-ema-fp16.safetensors"):
         with pytest.raises(ValueError, match="unknown model file"):
@@ -716,3 +720,28 @@ def test_local_state_for_a_download_offer(tmp_path):
     assert local_state(entry, tmp_path)["partial"] == 1234
     (tmp_path / "512-depth-ema-fp16.safetensors").write_bytes(b"")
     assert local_state(entry, tmp_path)["installed"] is True
+
+
+def test_estimator_weights_come_from_the_registry_into_models_depth2img(tmp_path, monkeypatch):
+    """`download --estimator NAME` picks the registry's weights file and the models/depth2img folder."""
+    from lib_depth import cli
+    from lib_depth.estimators import get_estimator
+    from lib_depth.model_files import estimator_file
+
+    entry = estimator_file("depth-anything-v2-small")
+    weights = get_estimator("depth-anything-v2-small").weights[0]
+    assert (entry.filename, entry.sha256, entry.size) == (weights.file_name, weights.sha256, weights.size)
+    assert "Apache-2.0" in entry.licence and "non-commercial" in estimator_file("depth-anything-v2-base").licence
+    with pytest.raises(ValueError, match="no downloadable weights for 'dpt-hybrid'"):
+        estimator_file("dpt-hybrid")
+    (tmp_path / "models" / "Stable-diffusion").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    seen = {}
+
+    def fake_download(entry, folder, **options):  # the machinery itself is tested above
+        seen.update(entry=entry, folder=folder)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr("lib_depth.download.download_model", fake_download)
+    assert cli.main(["download", "--estimator", "depth-anything-v2-small"]) == 2
+    assert seen["entry"] is entry and Path(seen["folder"]).resolve() == (tmp_path / "models" / "depth2img").resolve()

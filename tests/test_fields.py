@@ -17,27 +17,31 @@ def test_settings_type_has_the_tables_fields_and_defaults():
     assert tuple(DepthSettings.__dataclass_fields__) == tuple(f.name for f in SETTING_FIELDS)
     defaults = DepthSettings()
     assert all(getattr(defaults, f.name) == f.default for f in SETTING_FIELDS)
-    assert tuple(f.name for f in FIELDS) == ARG_NAMES and ARG_NAMES[: len(SETTING_FIELDS)] == tuple(
-        DepthSettings().to_dict()
-    )
+    assert tuple(f.name for f in FIELDS) == ARG_NAMES
+    assert tuple(name for name in ARG_NAMES if name != "image") == tuple(DepthSettings().to_dict())
 
 
-@pytest.mark.parametrize("f", [f for f in SETTING_FIELDS if f.kind == "float"], ids=lambda f: f.name)
+@pytest.mark.parametrize("f", [f for f in SETTING_FIELDS if f.kind in ("float", "int")], ids=lambda f: f.name)
 def test_each_range_is_enforced_at_both_ends(f):
     low, high = f.bounds
     base = {"near": 1.0, "far": 0.0}
     for inside in (low, high):
         values = {**base, f.name: inside}
+        if f.name == "resolution" and inside:
+            values["resolution"] = 1024  # a size dpt-hybrid takes
         if f.name in ("near", "far") and values["far"] >= values["near"]:
             continue
-        assert getattr(DepthSettings(**values), f.name) == inside
-    for outside in (low - 0.5, high + 0.5):
+        assert getattr(DepthSettings(**values), f.name) == values[f.name]
+    step = 1 if f.kind == "int" else 0.5
+    for outside in (low - step, high + step):
         with pytest.raises(ValueError, match=f"{f.name}: .* is outside {f.describe_range()}"):
             DepthSettings(**{f.name: outside})
 
 
 def test_infotext_uses_the_tables_labels():
-    text = DepthSettings(masked_area="filled").to_infotext()
+    everything = dict(source="upload", invert=True, near=0.9, far=0.1, gamma=2.0, blur=1.0, masked_area="filled")
+    everything.update(estimator="depth-anything-v2-small", resolution=700, normalise="shared", percentile=1.0)
+    text = DepthSettings(**everything, time_constant=10.0).to_infotext()
     assert [part.split("=")[0] for part in text.split("; ")] == [f.infotext for f in INFOTEXT_FIELDS]
 
 
@@ -52,11 +56,16 @@ def test_cli_flags_come_from_the_table():
             flags.append(flag)
         elif f.kind == "float":
             flags += [flag, str((f.bounds[0] + f.bounds[1]) / 2 if f.name != "far" else 0.25)]
+        elif f.kind == "choice":
+            flags += [flag, f.choices[-1].replace(" ", "-")]
+    flags += ["--resolution", "1022", "--normalise", "per-image"]
     chosen = settings_from_arguments(parser.parse_args(flags))
     assert chosen.invert and chosen.gamma == pytest.approx(5.05) and chosen.far == 0.25
-    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["preview"].format_help().split())
+    assert chosen.estimator == "depth-anything-v2-large" and chosen.resolution == 1022
+    assert chosen.normalise == "per image"
+    help_text = "".join(build_parser()._subparsers._group_actions[0].choices["preview"].format_help().split())
     for f in CLI_FIELDS:
-        assert " ".join(f.help.split()) in help_text
+        assert "".join(f.help.split()) in help_text  # (argparse wraps lines, also at hyphens)
 
 
 def test_readme_table_is_the_field_table():

@@ -138,7 +138,9 @@ def test_inpaint_every_masked_content_mode(status, fill, masked_area):
         ),
     )
     assert code == 200, body
-    assert f"masked area={masked_area}" in json.loads(body["info"])["infotexts"][0]
+    infotext = json.loads(body["info"])["infotexts"][0]
+    assert "Depth2img: source=estimate" in infotext  # the infotext keeps what is not at its default
+    assert ("masked area=filled" in infotext) is (masked_area == "filled")
 
 
 def depth_map() -> Image.Image:
@@ -268,3 +270,69 @@ def test_without_the_accordion_depth_is_still_ours(status):
     assert "Depth2img" not in json.loads(body["info"])["infotexts"][0]  # settings recorded only when enabled
     code, body = call("/sdapi/v1/txt2img", generation("txt2img"))
     assert code == 422 and "depth map is needed" in body["detail"]
+
+
+def installed_estimators(status) -> list[str]:
+    names = [name for name, ready in status["estimators"].items() if ready and name != "dpt-hybrid"]
+    if not names:
+        pytest.skip("no estimator weights in the WebUI's models/depth2img (tests/live/make_estimator_weights.py)")
+    return names
+
+
+def test_each_installed_estimator_in_img2img_txt2img_and_the_estimate_route(status):
+    photo = make_scene(SIZE, SIZE, 6)
+    code, midas = call("/depth2img/v1/estimate", {"image": b64(photo)})
+    assert code == 200, midas
+    for name in installed_estimators(status):
+        settings = {"estimator": name, "resolution": 266}
+        code, body = call(
+            "/sdapi/v1/img2img",
+            generation("img2img", init_images=[b64(photo)], alwayson_scripts={"depth2img": {"args": [settings]}}),
+        )
+        assert code == 200, body
+        assert f"estimator={name}; resolution=266" in json.loads(body["info"])["infotexts"][0]
+        reference = {**settings, "source": "reference", "image": b64(photo)}
+        code, body = call(
+            "/sdapi/v1/txt2img", generation("txt2img", alwayson_scripts={"depth2img": {"args": [reference]}})
+        )
+        assert code == 200, body
+        code, other = call("/depth2img/v1/estimate", {"image": b64(photo), "settings": settings})
+        assert code == 200, other
+        assert other["info"] == f"source=estimate; estimator={name}; resolution=266"
+        difference = np.abs(pixels(other["depth"]) - pixels(midas["depth"])).mean()
+        assert difference > 1, f"{name} gave the same map as dpt-hybrid"
+
+
+def ball_map(step: int) -> Image.Image:
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    depth = 0.2 + 0.3 * x / SIZE
+    depth[(x - SIZE // 2) ** 2 + (y - SIZE // 2) ** 2 < (SIZE // 6) ** 2] = 0.5 + 0.15 * step
+    return Image.fromarray((depth * 65535).astype(np.uint16))
+
+
+def test_many_init_images_with_a_depth_map_each_and_one_shared_range(status):
+    """The API's sequence: init images with one depth map each; shared keeps the background still."""
+    frames = [make_scene(SIZE, SIZE, 10 + n) for n in range(3)]
+    maps = [b64(ball_map(n)) for n in range(3)]
+    saved = {}
+    for mode in ("per image", "shared"):
+        started = time.time() - 1
+        args = [{"source": "upload", "image": maps, "normalise": mode, "save_depth": True}]
+        payload = generation(
+            "img2img",
+            init_images=[b64(frame) for frame in frames],
+            batch_size=3,
+            denoising_strength=1.0,
+            alwayson_scripts={"depth2img": {"args": args}},
+            save_images=True,
+        )
+        code, body = call("/sdapi/v1/img2img", payload)
+        assert code == 200, body
+        assert (f"normalise={mode}" in json.loads(body["info"])["infotexts"][0]) is (mode == "shared")
+        saved[mode] = [np.asarray(Image.open(p), dtype=np.float64) for p in saved_depth_maps(started)[-3:]]
+
+    def background_change(maps):
+        return max(np.abs(a[:, :20] - b[:, :20]).mean() for a, b in zip(maps, maps[1:], strict=False))
+
+    assert background_change(saved["per image"]) > 1000
+    assert background_change(saved["shared"]) < background_change(saved["per image"]) / 10

@@ -117,7 +117,7 @@ def test_read_only_folder_message_even_as_root(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("lib_depth.model_config.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("lib_depth.files.tempfile.mkstemp", refuse)
     checkpoint = tmp_path / "d.ckpt"
     with pytest.raises(ValueError, match="cannot write .*d.yaml \\(Permission denied\\); make the folder writable"):
         fix_depth_config(checkpoint)

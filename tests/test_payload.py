@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
+import warnings
 import zlib
 
 import pytest
@@ -42,15 +43,25 @@ def test_paths_and_urls_are_never_opened(text):
 
 
 def test_huge_header_is_rejected_before_decoding():
-    with pytest.raises(PayloadError, match="image: 5000x5000 is over the limit of 16,000,000 pixels"):
-        decode_image(png_header_only(5000, 5000), "image")
-    # past Pillow's own bomb limit its guard speaks first; still a clear message, nothing decoded
-    with pytest.raises(PayloadError, match="image: the image is over the limit of 16,000,000 pixels"):
-        decode_image(png_header_only(20000, 20000), "image")
+    with pytest.raises(
+        PayloadError, match=r"image: 5000x5000 \(25,000,000 pixels\) is over the image size limit of 16,000,000 pixels"
+    ):
+        decode_image(png_header_only(5000, 5000), "image", max_pixels=16_000_000)
+    # past Pillow's own hard limit (twice Image.MAX_IMAGE_PIXELS) its guard speaks first: the
+    # message states that number, the one that applied, not the configured 200,000,000
+    hard = 2 * Image.MAX_IMAGE_PIXELS
+    with pytest.raises(
+        PayloadError,
+        match=f"image: 400,000,000 pixels is over Pillow's decompression-bomb limit of {hard:,} pixels, "
+        "which caps the configured 200,000,000",
+    ):
+        decode_image(png_header_only(20000, 20000), "image", **limits_from_options(0, 200))
+    with pytest.raises(PayloadError, match="1,600,000,000 pixels is over the image size limit of 16,000,000"):
+        decode_image(png_header_only(40000, 40000), "image", max_pixels=16_000_000)
 
 
 def test_custom_pixel_limit():
-    with pytest.raises(PayloadError, match="over the limit of 100 pixels"):
+    with pytest.raises(PayloadError, match="over the image size limit of 100 pixels"):
         decode_image(encode_png(Image.new("L", (20, 20))), "depth map", max_pixels=100)
 
 
@@ -67,10 +78,20 @@ def test_truncated_png():
         decode_image(cut, "image")
 
 
-def test_decompression_bomb_is_a_clear_error(monkeypatch):
+def test_between_pillows_thresholds_the_configured_limit_decides(monkeypatch):
+    """Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that: an image between the two
+    is decoded when our limit allows it (no warning turned into a refusal), refused with our
+    number when it does not; above Pillow's hard limit the message gives Pillow's number."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
-    with pytest.raises(PayloadError, match="decompression bomb"):
-        decode_image(encode_png(Image.new("L", (40, 40))), "image", max_pixels=10**9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert decode_image(encode_png(Image.new("L", (40, 40))), "image", max_pixels=1800).size == (40, 40)
+    with pytest.raises(PayloadError, match="40x40 .1,600 pixels. is over the image size limit of 1,500 pixels"):
+        decode_image(encode_png(Image.new("L", (40, 40))), "image", max_pixels=1500)
+    with pytest.raises(
+        PayloadError, match="decompression-bomb limit of 2,000 pixels, which caps the configured 1,000,000,000"
+    ):
+        decode_image(encode_png(Image.new("L", (50, 50))), "image", max_pixels=10**9)
 
 
 @pytest.mark.parametrize("value", [None, 12, ["a"], {"image": "x"}])
@@ -87,8 +108,8 @@ def test_garbage_text():
 
 
 def test_limits_from_options():
-    assert limits_from_options() == {"max_pixels": 16_000_000}
+    assert limits_from_options() == {"max_pixels": 200_000_000}  # the engine's default, the WebUI's
     assert limits_from_options(0, 200) == {"max_pixels": 200_000_000}  # the WebUI's "Maximum image size"
     assert limits_from_options(4, 200, 1) == {"max_pixels": 4_000_000, "max_base64_chars": 2**20}
-    with pytest.raises(PayloadError, match="over the limit of 4,096"):
+    with pytest.raises(PayloadError, match="over the image size limit of 4,096"):
         decode_image(encode_png(Image.new("L", (100, 100))), "image", **limits_from_options(0.004096))

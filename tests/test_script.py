@@ -166,8 +166,8 @@ def test_process_img2img_batch_gets_per_image_depth_and_infotext(load_script, dp
     script = module.Depth2ImgScript()
     images = [make_scene(128, 128, seed) for seed in (1, 2)]
     p = Img2Img(model, images, init_latent=torch.zeros(2, 4, 16, 16))
-    args = [True, "estimate", False, 1.0, 0.0, 1.5, 0.0, "original", False, None]
-    assert len(args) == len(ARG_NAMES)
+    args = [True, "estimate", False, 1.0, 0.0, 1.5, 0.0, "original", False, None]  # a caller from before the
+    assert len(args) < len(ARG_NAMES)  # later fields: they take their defaults
     script.process(p, *args)
     assert p.extra_generation_params[INFOTEXT_KEY] == DepthSettings(gamma=1.5).to_infotext()
     from lib_depth import image_to_tensor
@@ -277,4 +277,47 @@ def test_preview_button_gives_the_generation_depth(load_script, dpt_head):
         if component.elem_id in ("img2img_width", "img2img_height"):
             values[component] = 128
     image, status = listener["fn"](*values.values())
-    assert image.size == (128, 128) and "Depth for 128x128" in status
+    assert image.size == (128, 128) and "Depth for 128x128 (dpt-hybrid at 384)" in status
+
+
+@pytest.fixture(scope="module")
+def dav2_small_weights(tmp_path_factory):
+    """models/depth2img/depth_anything_v2_vits.pth: the real Small architecture, seeded random weights."""
+    from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+
+    torch.manual_seed(0)
+    model = build_depth_anything_v2("vits")
+    with torch.no_grad():  # a head that gives a varied, positive map
+        model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
+    models = tmp_path_factory.mktemp("webui") / "models"
+    (models / "depth2img").mkdir(parents=True)
+    torch.save(model.state_dict(), models / "depth2img" / "depth_anything_v2_vits.pth")
+    return models
+
+
+def test_depth_anything_from_the_models_folder_and_its_infotext(load_script, dpt_head, dav2_small_weights):
+    model = LatentDepth2ImageDiffusion(dpt_head)
+    module, fakes = load_script(sd_model=model)
+    image = make_scene(128, 128, 5)
+    from lib_depth import image_to_tensor
+
+    chosen = {"estimator": "depth-anything-v2-small", "resolution": 140}
+    p = Img2Img(model, [image], init_latent=torch.zeros(1, 4, 16, 16))
+    module.Depth2ImgScript().process(p, chosen)  # the weights are not installed here
+    from lib_depth.run import DepthInputError
+
+    with pytest.raises(DepthInputError, match=r"needs its weights: depth_anything_v2_vits.pth .*download --estimator"):
+        p.depth2img_image_conditioning(image_to_tensor(image))
+
+    fakes.modules["modules.paths"].models_path = str(dav2_small_weights)
+    p = Img2Img(model, [image], init_latent=torch.zeros(1, 4, 16, 16))
+    module.Depth2ImgScript().process(p, chosen)
+    by_dav2 = p.depth2img_image_conditioning(image_to_tensor(image))
+    assert p.extra_generation_params[INFOTEXT_KEY] == (
+        "source=estimate; estimator=depth-anything-v2-small; resolution=140"
+    )
+    p = Img2Img(model, [image], init_latent=torch.zeros(1, 4, 16, 16))
+    module.Depth2ImgScript().process(p, {})
+    by_midas = p.depth2img_image_conditioning(image_to_tensor(image))
+    assert by_dav2.shape == by_midas.shape == (1, 1, 16, 16) and not torch.allclose(by_dav2, by_midas, atol=0.05)
+    assert torch.isfinite(by_dav2).all()

@@ -150,7 +150,7 @@ def shown(view: tuple) -> bool:
 
 
 def test_production_offer_defaults_to_fp16_and_shows_only_without_a_depth_checkpoint(load_script, models):
-    module, fakes = load_script(model_path=str(models))
+    module, fakes = load_script(models_path=str(models.parent))
     offer = Offer(module, fakes)
     assert offer.column.kwargs["visible"] is False  # nothing is looked at before the accordion opens
     assert offer.variant.kwargs["choices"] == ["fp16", "fp32", "ckpt"] and offer.variant.value == "fp16"
@@ -174,7 +174,7 @@ def test_production_offer_defaults_to_fp16_and_shows_only_without_a_depth_checkp
 def test_offer_is_hidden_while_a_depth_model_is_loaded(load_script, models):
     loaded = types.new_class("LatentDepth2ImageDiffusion")()
     loaded.depth_model = object()
-    module, fakes = load_script(model_path=str(models), sd_model=loaded)
+    module, fakes = load_script(models_path=str(models.parent), sd_model=loaded)
     assert not shown(Offer(module, fakes, "txt2img").status_changed()[0])
 
 
@@ -188,7 +188,7 @@ def wait_until(condition, timeout: float = 20.0) -> None:
 def test_download_progress_cancel_resume_and_refresh(load_script, models, server, test_table, depth_file):
     data, sha256 = depth_file
     server.add(REPO_PATH, data, Fault(slow=0.02, chunk=65536))  # the second request is served at full speed
-    module, fakes = load_script(model_path=str(models))
+    module, fakes = load_script(models_path=str(models.parent))
     sd_models = fakes.modules["modules.sd_models"]
     offer = Offer(module, fakes)
     assert offer.variant.kwargs["choices"] == ["fp16", "fp32"]
@@ -235,7 +235,7 @@ def test_download_progress_cancel_resume_and_refresh(load_script, models, server
 def test_status_change_follows_a_download_started_elsewhere(load_script, models, server, test_table, depth_file):
     data, _ = depth_file
     server.add(REPO_PATH, data, Fault(slow=0.01, chunk=65536))
-    module, fakes = load_script(model_path=str(models))
+    module, fakes = load_script(models_path=str(models.parent))
     offer = Offer(module, fakes, "txt2img")
     job = glue.start(glue.entry_named("tiny-depth-fp16", glue.table()))
     views = offer.status_changed()  # follows until the job ends
@@ -249,7 +249,7 @@ def http(load_script, models):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    module, fakes = load_script(model_path=str(models), api_auth="user:secret")
+    module, fakes = load_script(models_path=str(models.parent), api_auth="user:secret")
     app = FastAPI()
     fakes.callbacks.registered["app_started"][0](None, app)
     return TestClient(app, raise_server_exceptions=False), fakes
@@ -269,7 +269,7 @@ def test_routes_are_behind_auth_and_only_with_api(load_script, http, models):
 
     from fastapi import FastAPI
 
-    _, fakes = load_script(model_path=str(models), api=False)
+    _, fakes = load_script(models_path=str(models.parent), api=False)
     app = FastAPI()
     fakes.callbacks.registered["app_started"][0](None, app)
     assert not [r for r in app.routes if "depth2img" in getattr(r, "path", "")]
@@ -356,7 +356,7 @@ def test_a_test_table_needs_a_loopback_endpoint(load_script, http, models, test_
         glue.table()
     answer = client.get("/depth2img/v1/download", auth=AUTH)
     assert answer.status_code == 503 and "see the server log" in answer.json()["detail"]
-    module, fakes = load_script(model_path=str(models))
+    module, fakes = load_script(models_path=str(models.parent))
     (view,) = Offer(module, fakes).status_changed()
     assert shown(view) and view[1]["visible"] is False and "is not a loopback address" in view[3]
 
@@ -412,7 +412,7 @@ class LoadingShared(types.ModuleType):
 
 
 def test_the_offer_never_starts_loading_a_checkpoint(load_script, models):
-    module, fakes = load_script(model_path=str(models))
+    module, fakes = load_script(models_path=str(models.parent))
     offer = Offer(module, fakes)
     fakes.shared.__dict__.pop("sd_model")
     fakes.shared.__class__ = LoadingShared

@@ -42,6 +42,12 @@ def test_infotext_reads_like_this():
     assert EDITED.to_infotext() == (
         "source=upload; invert=true; near=0.9; far=0.123456789; gamma=2.5; blur=3; masked area=filled"
     )
+    assert DepthSettings().to_infotext() == "source=estimate"
+    shared = DepthSettings(estimator="depth-anything-v2-small", resolution=700, normalise="shared", percentile=0.5)
+    assert shared.to_infotext() == (
+        "source=estimate; estimator=depth-anything-v2-small; resolution=700; normalise=shared; percentile=0.5"
+    )
+    assert DepthSettings.from_infotext(shared.to_infotext()) == shared
     assert DepthSettings.from_infotext('"gamma=2; invert=true"') == DepthSettings(gamma=2.0, invert=True)
 
 

@@ -212,3 +212,18 @@ def test_preview_conditioning_uses_the_same_crop_as_the_generation(webui_modules
     mapped, _ = request_conditioning(upload, width=128, height=128, inpaint=Inpaint(mask, only_masked=True, padding=0))
     column = mapped[0, 0, 8]
     assert column[:7].max() < 0 < column[9:].min()  # the step at x=64 of the crop 0..128: the middle
+
+
+def test_saving_a_depth_map_never_replaces_a_file(tmp_path):
+    from types import SimpleNamespace
+
+    from lib_depth.webui.saving import on_image_saved
+
+    run = DepthRun(DepthSettings(save_depth=True), None)
+    run.used.append(torch.full((1, 1, 8, 8), 1.0))
+    output = tmp_path / "00001-7.png"
+    (tmp_path / "00001-7-depth.png").write_bytes(b"the user's own file")
+    p = Processed(str(tmp_path), depth2img=run)
+    on_image_saved(SimpleNamespace(p=p, filename=str(output), image=Image.new("RGB", (64, 64))))
+    assert (tmp_path / "00001-7-depth.png").read_bytes() == b"the user's own file"
+    assert Image.open(tmp_path / "00001-7-depth-1.png").mode.startswith("I")

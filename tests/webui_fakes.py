@@ -6,6 +6,8 @@ into sys.modules for one test.
 
 from __future__ import annotations
 
+import os
+import re
 import sys
 import threading
 import types
@@ -65,6 +67,19 @@ _GRADIO_KWARGS = {
         "min_width",
     ),  # fmt: skip
     "Number": (*_COMMON, "elem_id", "elem_classes", "precision", "minimum", "maximum", "step"),
+    "Textbox": (
+        "lines",
+        "max_lines",
+        "placeholder",
+        *_COMMON,
+        "elem_id",
+        "autofocus",
+        "elem_classes",
+        "type",
+        "text_align",
+        "rtl",
+        "show_copy_button",
+    ),  # fmt: skip
 }
 _POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",)}
 _LISTENER_KWARGS = {
@@ -270,6 +285,30 @@ def flatten(img: Image.Image, bgcolor: str) -> Image.Image:
     return img.convert("RGB")
 
 
+def read(fp: Any, **kwargs: Any) -> Image.Image:
+    """modules/images.py read: open, then the EXIF orientation (fix_image)."""
+    return ImageOps.exif_transpose(Image.open(fp, **kwargs))
+
+
+# --- modules/util.py walk_files (shared.walk_files) --------------------------------------------------
+def _natural_key(text: str) -> list:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def walk_files(path: str, allowed_extensions: Any = None):
+    """Files under `path`, folders and names in natural order, only the allowed extensions."""
+    if not os.path.exists(path):
+        return
+    allowed = set(allowed_extensions) if allowed_extensions is not None else None
+    for root, _, files in sorted(os.walk(path, followlinks=True), key=lambda item: _natural_key(item[0])):
+        for filename in sorted(files, key=_natural_key):
+            if allowed is not None and os.path.splitext(filename)[1].lower() not in allowed:
+                continue
+            if "/." in root or "\\." in root:  # opts.list_hidden_files is False by default
+                continue
+            yield os.path.join(root, filename)
+
+
 # --- modules/masking.py ---------------------------------------------------------------------------
 def get_crop_region_v2(mask: Any, pad: int = 0):
     """Bounding box of the non-zero mask, padded and clipped; None for an empty mask."""
@@ -352,9 +391,10 @@ class ImageSaveParams:  # modules/script_callbacks.py
 
 # --- modules/sd_models.py list_models, CheckpointInfo ------------------------------------------------
 def _sd_models(
-    checkpoints: dict | None, model_path: str | None, cmd: types.SimpleNamespace, sd_model: Any
+    checkpoints: dict | None, models_path: Any, cmd: types.SimpleNamespace, sd_model: Any
 ) -> types.ModuleType:
-    """checkpoints_list (title -> CheckpointInfo), model_path, and list_models, which empties the list
+    """checkpoints_list (title -> CheckpointInfo), model_path (`<models_path>/Stable-diffusion`, as
+    sd_models.py joins paths.models_path and its model_dir), and list_models, which empties the list
     and registers every .ckpt/.safetensors under model_path and --ckpt-dir (walked recursively,
     *.vae.* left out), as modules/sd_models.py list_models with modelloader.load_models does.
     `listed` counts its calls. model_data.sd_model: the loaded model, read without loading one."""
@@ -362,7 +402,7 @@ def _sd_models(
 
     sd_models = types.ModuleType("modules.sd_models")
     sd_models.checkpoints_list = dict(checkpoints or {})
-    sd_models.model_path = model_path or os.path.join(os.getcwd(), "models", "Stable-diffusion")
+    sd_models.model_path = os.path.join(str(models_path) if models_path else "models", "Stable-diffusion")
     sd_models.listed = 0
     sd_models.model_data = types.SimpleNamespace(sd_model=sd_model)  # SdModelData: read without loading
 
@@ -404,12 +444,7 @@ class WebUI:
 
 
 def install(
-    monkeypatch,
-    *,
-    sd_model: Any = None,
-    checkpoints: dict | None = None,
-    model_path: str | None = None,
-    **cmd_opts: Any,
+    monkeypatch, *, sd_model: Any = None, checkpoints: dict | None = None, models_path: Any = None, **cmd_opts: Any
 ) -> WebUI:
     """Put gradio and the WebUI's modules into sys.modules for one test."""
     gr = _gradio()
@@ -431,7 +466,10 @@ def install(
             OptionInfo=OptionInfo,
             sd_model=sd_model,
             device=torch.device("cpu"),
+            walk_files=walk_files,
+            state=types.SimpleNamespace(textinfo=None, job="", skipped=False, interrupted=False),
         ),
+        "modules.paths": module("modules.paths", models_path=str(models_path) if models_path else "models"),
         "modules.devices": module("modules.devices", device=torch.device("cpu")),
         "modules.scripts": module("modules.scripts", Script=Script, AlwaysVisible=object()),
         "modules.script_callbacks": module(
@@ -444,13 +482,13 @@ def install(
         ),
         "modules.ui_components": module("modules.ui_components", InputAccordion=_input_accordion(gr)),
         "modules.infotext_utils": module("modules.infotext_utils", PasteField=PasteField),
-        "modules.images": module("modules.images", resize_image=resize_image, flatten=flatten),
+        "modules.images": module("modules.images", resize_image=resize_image, flatten=flatten, read=read),
         "modules.masking": module(
             "modules.masking", get_crop_region_v2=get_crop_region_v2, expand_crop_region=expand_crop_region, fill=fill
         ),
         "modules.processing": module("modules.processing", create_binary_mask=create_binary_mask),
         "modules.call_queue": module("modules.call_queue", queue_lock=threading.Lock()),
-        "modules.sd_models": _sd_models(checkpoints, model_path, cmd, sd_model),
+        "modules.sd_models": _sd_models(checkpoints, models_path, cmd, sd_model),
     }
     package = module("modules", **{name.split(".", 1)[1]: m for name, m in modules.items()})
     package.__path__ = []

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from ..fields import ARG_NAMES
+from ..fields import ARG_NAMES, BY_NAME
 from ..geometry import RESIZE_MODES, generation_size
 from ..settings import DepthSettings
 from .payload import PayloadError, decode_image, encode_png
@@ -46,6 +46,9 @@ def parse_estimate_request(payload: dict[str, Any], **limits: int) -> EstimateRe
     settings_values = payload.get("settings") or {}
     if not isinstance(settings_values, dict):
         raise PayloadError("settings: expected an object")
+    server_paths = [name for name in settings_values if name in BY_NAME and not BY_NAME[name].api]
+    if server_paths:
+        raise PayloadError(f"settings: {server_paths[0]}: only the WebUI's Batch tab reads a server folder")
     try:
         settings = DepthSettings.from_dict(settings_values)
     except ValueError as error:
@@ -161,7 +164,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
         raise PayloadError("the loaded model is not a depth model; load a depth checkpoint first")
     user_image = None if settings.source == "estimate" else request.image
     with queue_lock:  # the depth model is the generation's: one user at a time
-        run = DepthRun(settings, make_estimator(sd_model), user_image)
+        run = DepthRun(settings, make_estimator(sd_model, settings), user_image)
         conditioning, geometry = request_conditioning(
             run,
             width=request.width,
@@ -182,7 +185,7 @@ def status() -> dict[str, Any]:
     """GET /status: the loaded model, the cache, the doctor's rows, the script's argument names."""
     from modules import shared
 
-    from .depth_model import CACHE, is_depth_model
+    from .depth_model import CACHE, installed_estimators, is_depth_model
     from .status import installed_rows
 
     sd_model = shared.sd_model
@@ -191,6 +194,7 @@ def status() -> dict[str, Any]:
         "checkpoint": getattr(getattr(sd_model, "sd_checkpoint_info", None), "name", None),
         "cache": CACHE.stats().__dict__,
         "checkpoints": [row.to_dict() for row in installed_rows()],
+        "estimators": installed_estimators(),
         "args": list(ARG_NAMES),
     }
 

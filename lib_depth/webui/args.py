@@ -7,7 +7,8 @@ from typing import Any, Sequence
 
 from PIL import Image
 
-from ..fields import ARG_NAMES
+from ..fields import ARG_NAMES, FIELDS
+from ..images import fix_image
 from ..settings import DepthSettings
 from .payload import PayloadError, decode_image
 
@@ -15,13 +16,18 @@ from .payload import PayloadError, decode_image
 @dataclass
 class ScriptRequest:
     settings: DepthSettings
-    image: Image.Image | None = None  # the uploaded depth map, or the reference photo (txt2img)
+    # the uploaded depth map or the reference photo (txt2img); over the API also a list, one per init image
+    image: Image.Image | list[Image.Image] | None = None
 
 
-def parse_script_args(args: Sequence[Any], **limits: int) -> ScriptRequest:
+MAX_MAPS = 256  # depth maps in one request
+
+
+def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: int) -> ScriptRequest:
     """Read the script's slots. A dict in the first slot means arguments by name.
 
     Raises PayloadError naming the field for anything invalid. `limits` go to decode_image.
+    `is_api`: a field that names a server folder (fields.py `api=False`) is refused.
     """
     if args and isinstance(args[0], dict):
         values = dict(args[0])
@@ -34,22 +40,36 @@ def parse_script_args(args: Sequence[Any], **limits: int) -> ScriptRequest:
         values = dict(zip(ARG_NAMES, args, strict=False))  # fewer slots: the rest take defaults
     image = values.pop("image", None)  # the one field that is not a setting (fields.py)
     values = {name: value for name, value in values.items() if value is not None}
+    if is_api:
+        for name in (f.name for f in FIELDS if not f.api and values.get(f.name)):
+            raise PayloadError(
+                f"depth2img: {name}: only the WebUI's Batch tab reads a server folder; over the API send the "
+                "depth maps as base64 in image (a list: one per init image)"
+            )
     try:
         settings = DepthSettings(**values)
     except ValueError as error:
         raise PayloadError(f"depth2img: {error}") from None
-    decoded = None
-    if image is not None and image != "":
+    decoded: Image.Image | list[Image.Image] | None = None
+    if isinstance(image, (list, tuple)):
+        if len(image) > MAX_MAPS:
+            raise PayloadError(f"depth2img image: {len(image)} images is over the limit of {MAX_MAPS}")
+        decoded = [decode_image(item, f"depth2img image {n + 1}", **limits) for n, item in enumerate(image)]
+    elif isinstance(image, Image.Image):  # the accordion's upload: oriented as the WebUI orients init images
+        decoded = decode_image(fix_image(image), "depth2img image", **limits)
+    elif image is not None and image != "":
         decoded = decode_image(image, "depth2img image", **limits)
-    return ScriptRequest(settings, decoded)
+    return ScriptRequest(settings, decoded or None)
 
 
-def read_script_args(args: Sequence[Any], **limits: int) -> tuple[ScriptRequest | None, str | None]:
+def read_script_args(
+    args: Sequence[Any], *, is_api: bool = False, **limits: int
+) -> tuple[ScriptRequest | None, str | None]:
     """Like parse_script_args, but for the script's process(): (request, None) when valid;
     (None, message) when invalid and enabled, so the generation can stop with that message;
     (None, None) when the script is not enabled at all."""
     try:
-        request = parse_script_args(args, **limits)
+        request = parse_script_args(args, is_api=is_api, **limits)
     except PayloadError as error:
         by_name = bool(args) and isinstance(args[0], dict)
         enabled = args[0].get("enabled", True) if by_name else bool(args and args[0])

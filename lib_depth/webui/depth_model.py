@@ -4,11 +4,15 @@ WebUI's device policy, and building it offline from the checkpoint's own MiDaS w
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ..cache import DepthCache
 from ..estimator import DepthEstimator
+from ..estimators import DEFAULT_ESTIMATOR, WEIGHTS_SUBDIR, find_weights, get_estimator
 from ..midas import offline_load_model
+from ..run import DepthInputError
+from ..settings import DepthSettings
 from . import options
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
@@ -44,20 +48,79 @@ def placed(module: Any, *, device: Any, offload: bool, managed: bool) -> Iterato
             module.to("cpu")
 
 
-def make_estimator(sd_model: Any) -> DepthEstimator:
-    """The loaded model's depth network with the shared cache, placed by the user's options."""
-    from modules import devices, shared
+_loaded: dict[str, Any] = {}  # the one estimator network loaded from a weights file: {path: module}
 
+
+def models_folder() -> Path:
+    """The WebUI's models folder (--models-dir aware)."""
+    from modules import paths
+
+    return Path(paths.models_path)
+
+
+def weights_missing(name: str) -> str:
+    """What to do when an estimator's weights are not installed, in one message."""
+    from ..model_files import estimator_file
+
+    folder = models_folder() / WEIGHTS_SUBDIR
+    try:
+        entry = estimator_file(name)
+    except ValueError:
+        files = ", ".join(w.file_name for w in get_estimator(name).weights)
+        return f"depth2img: {name} needs its weights ({files}) in {folder}; put one of them there"
+    return (
+        f"depth2img: {name} needs its weights: {entry.filename} ({entry.size_text()}, licence {entry.licence}) in "
+        f"{folder}. Download it with `python -m lib_depth download --estimator {name}` from the extension's folder, "
+        f"or from {entry.mirrors[0].page()} by hand into that folder."
+    )
+
+
+def installed_estimators() -> dict[str, bool]:
+    """Which estimators can run now: dpt-hybrid always (it is the checkpoint's), others with weights."""
+    from ..estimators import ESTIMATORS
+
+    return {name: name == DEFAULT_ESTIMATOR or find_weights(models_folder(), name) is not None for name in ESTIMATORS}
+
+
+def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, bool]:
+    """(network, weights key, managed) of the chosen estimator: the checkpoint's own MiDaS, or an
+    estimator's weights from models/depth2img (loaded once, kept while it stays chosen).
+    `managed`: the WebUI places it itself (--lowvram/--medvram hooks on sd_model.depth_model)."""
+    from modules import shared
+
+    if settings.estimator == DEFAULT_ESTIMATOR:
+        managed = bool(getattr(shared.cmd_opts, "lowvram", False) or getattr(shared.cmd_opts, "medvram", False))
+        return sd_model.depth_model, checkpoint_key(sd_model), managed
+    path = find_weights(models_folder(), settings.estimator)
+    if path is None:
+        raise DepthInputError(weights_missing(settings.estimator))
+    key = str(path)
+    if key not in _loaded:
+        _loaded.clear()  # one at a time: a switch frees the previous one
+        try:
+            _loaded[key] = get_estimator(settings.estimator).load(path).eval()
+        except ValueError as error:
+            raise DepthInputError(f"depth2img: {error}") from None
+    stat = path.stat()
+    return _loaded[key], f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}", False
+
+
+def make_estimator(sd_model: Any, settings: DepthSettings | None = None) -> DepthEstimator:
+    """The chosen estimator's network with the shared cache, placed by the user's options."""
+    from modules import devices
+
+    settings = settings or DepthSettings()
     CACHE.resize(int(options.read("depth2img_cache_entries")), CACHE.max_bytes)
     device = "cpu" if options.read("depth2img_device") == "cpu" else devices.device
-    managed = bool(getattr(shared.cmd_opts, "lowvram", False) or getattr(shared.cmd_opts, "medvram", False))
-    depth_model = sd_model.depth_model
+    network, key, managed = depth_network(sd_model, settings)
     offload = bool(options.read("depth2img_offload"))
     return DepthEstimator(
-        depth_model,
-        key=checkpoint_key(sd_model),
+        network,
+        key=key,
         cache=CACHE,
-        around_forward=lambda: placed(depth_model, device=device, offload=offload, managed=managed),
+        around_forward=lambda: placed(network, device=device, offload=offload, managed=managed),
+        estimator=settings.estimator,
+        resolution=settings.resolution or None,
     )
 
 

@@ -18,7 +18,7 @@ from ..geometry import CROP_AND_RESIZE, Geometry
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import INFOTEXT_KEY, DepthSettings
-from . import options
+from . import batch, options
 from .args import read_script_args
 from .depth_model import is_depth_model, make_estimator
 from .prepare import prepare_init_image, region_of
@@ -29,7 +29,7 @@ log = logging.getLogger("sd-webui-depth2img")
 def process(p: Any, args: Sequence[Any]) -> None:
     """Script.process: with a depth model, install our conditioning on `p`; with the accordion
     on, also the user's settings, map and infotext."""
-    request, error = read_script_args(args, **options.image_limits())
+    request, error = read_script_args(args, is_api=bool(getattr(p, "is_api", False)), **options.image_limits())
     enabled = request is not None or error is not None
     if not is_depth_model(p.sd_model):
         if enabled:
@@ -38,7 +38,14 @@ def process(p: Any, args: Sequence[Any]) -> None:
     # With a depth model ours always replaces the WebUI's conditioning (per-image depth, no float16
     # crash); the accordion adds the user's settings, infotext and saving.
     settings = request.settings if request else DepthSettings(enabled=enabled)
-    run = DepthRun(settings, make_estimator(p.sd_model), request.image if request else None, error)
+    try:
+        estimator = make_estimator(p.sd_model, settings)
+    except DepthInputError as missing:  # raised where it stops the generation: in the conditioning
+        estimator, error = None, error or str(missing)
+    if settings.depth_folder and not is_txt2img(p):  # a frame of the Batch tab with its depth map
+        run = batch.frame_run(p, settings, estimator, error)
+    else:
+        run = DepthRun(settings, estimator, request.image if request else None, error)
     install(p, run, translate_error=http_error if getattr(p, "is_api", False) else None)
     if enabled:
         p.extra_generation_params[INFOTEXT_KEY] = settings.to_infotext()
@@ -75,9 +82,9 @@ def install(p: Any, run: DepthRun, translate_error: Callable[[DepthInputError], 
 
 def img2img_conditioning(p: Any, run: DepthRun, source_image: torch.Tensor) -> torch.Tensor:
     """A pass that has an image: img2img and inpaint (init), or txt2img's hires-fix pass."""
-    batch = source_image.shape[0]
+    batch_size = source_image.shape[0]
     height, width = source_image.shape[-2:]
-    latent = tuple(p.init_latent.shape[-2:]) if has_latent(p, batch) else (height // 8, width // 8)
+    latent = tuple(p.init_latent.shape[-2:]) if has_latent(p, batch_size) else (height // 8, width // 8)
     if is_txt2img(p):  # hires fix: the first pass's depth at the new size, as txt2img fits it
         geometry = Geometry(width, height, latent, CROP_AND_RESIZE)
         images = None
@@ -85,8 +92,10 @@ def img2img_conditioning(p: Any, run: DepthRun, source_image: torch.Tensor) -> t
         region = region_of(p)
         init_size = p.init_images[0].size if region and p.init_images else None
         geometry = Geometry(width, height, latent, p.resize_mode, region if init_size else None, init_size)
-        images = images_for_estimate(p, run.settings, source_image)
-    return to_unet(p, run.conditioning(geometry, images, batch))
+        images = images_for_estimate(p, run.settings, source_image) if run.settings.source == "estimate" else None
+        if getattr(p, "depth2img_batch", None) is not None:  # the Batch tab normalised as one sequence
+            run.ranges = batch.sequence_ranges_for(p, run, Geometry(width, height, latent, p.resize_mode))
+    return to_unet(p, run.conditioning(geometry, images, batch_size))
 
 
 def txt2img_conditioning(p: Any, run: DepthRun, x: torch.Tensor, width: int | None = None, height: int | None = None):

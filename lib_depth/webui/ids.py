@@ -27,4 +27,5 @@ WEBUI_INPUTS = {
     "img2img_mask_blur": ("img2img", "mask_blur"),
     "img2img_mask_mode": ("img2img", "mask_mode"),
     "img2img_inpainting_fill": ("img2img", "inpainting_fill"),
+    "img2img_batch_input_dir": ("img2img", "batch_input_dir"),  # mirrored into the frames_folder field
 }

@@ -1,7 +1,9 @@
 """Images that arrive over the API or from the UI: base64 or uploaded data only, bounded in size.
 
 A string is decoded as base64 image data and nothing else: never opened as a server path and
-never fetched as a URL. Sizes are checked before the pixels are decoded.
+never fetched as a URL. Sizes are checked before the pixels are decoded, against the one pixel
+limit of lib_depth.images (configured, capped by Pillow's own hard limit; the message states the
+number that applied). Decoded images get the WebUI's EXIF orientation and transparency fixes.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import warnings
 
 from PIL import Image
 
-DEFAULT_MAX_PIXELS = 16_000_000  # 16 megapixels
+from ..images import DEFAULT_MAX_MEGAPIXELS, check_pixels, fix_image, open_limited
+
+DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)  # the engine's default: the WebUI's img_max_size_mp
+_API_HINT = "the Depth2img maximum megapixels setting, else the WebUI's Maximum image size, sets it"
 DEFAULT_MAX_BASE64_CHARS = 64 * 2**20  # 64 MiB of base64 text, about 48 MiB of file
 _DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]*$", re.ASCII)
@@ -40,8 +45,10 @@ def decode_image(
         image = _open_base64(value, field, max_pixels=max_pixels, max_base64_chars=max_base64_chars)
     else:
         raise PayloadError(f"{field}: expected base64 image data, got {type(value).__name__}")
-    if image.width * image.height > max_pixels:
-        raise PayloadError(f"{field}: {image.width}x{image.height} is over the limit of {max_pixels:,} pixels")
+    try:
+        check_pixels(image.width, image.height, field, max_pixels, hint=_API_HINT)
+    except ValueError as error:
+        raise PayloadError(str(error)) from None
     return image
 
 
@@ -58,19 +65,17 @@ def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: in
     except (binascii.Error, ValueError):
         raise PayloadError(f"{field}: {_NOT_BASE64 if _PATH_LIKE.search(text) else 'not valid base64'}") from None
     try:
+        try:
+            image = open_limited(io.BytesIO(data), field, max_pixels, hint=_API_HINT)  # header only
+        except ValueError as error:
+            raise PayloadError(str(error)) from None
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            if image.width * image.height > max_pixels:  # from the header, before any pixel is decoded
-                raise PayloadError(f"{field}: {image.width}x{image.height} is over the limit of {max_pixels:,} pixels")
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decided, above
             image.load()
+        image = fix_image(image)  # EXIF orientation, transparency key: as the WebUI's own decoding
     except PayloadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise PayloadError(
-            f"{field}: the image is over the limit of {max_pixels:,} pixels (decompression bomb protection)"
-        ) from None
-    except (OSError, SyntaxError, ValueError) as error:
+    except (OSError, SyntaxError, ValueError, EOFError) as error:
         if _PATH_LIKE.search(text):  # "/etc/passwd" is valid base64 text, but meant as a path
             raise PayloadError(f"{field}: {_NOT_BASE64}") from None
         kind = "truncated or damaged" if "truncated" in str(error).lower() else "not a readable image"
@@ -80,7 +85,8 @@ def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: in
 
 def limits_from_options(max_megapixels: float = 0, webui_max_megapixels: float = 0, max_upload_mb: float = 0) -> dict:
     """decode_image's limits from settings: ours if set, else the WebUI's image size limit, else
-    16 megapixels; the base64 text limit in MiB (0 = default)."""
+    the engine's default (200 megapixels, the WebUI's default); the base64 text limit in MiB
+    (0 = default). Pillow's decompression-bomb limit caps whichever applies."""
     megapixels = max_megapixels or webui_max_megapixels or DEFAULT_MAX_PIXELS / 1e6
     limits = {"max_pixels": int(megapixels * 1e6)}
     if max_upload_mb:

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from ..depthmap import colorize, conditioning_to_previews
+from ..estimators import get_estimator
 from ..geometry import Geometry, generation_size
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
@@ -107,7 +108,7 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
             return None, status_html()
         init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
         hits = CACHE.stats().hits
-        run = DepthRun(settings, make_estimator(sd_model), values.get("image"))
+        run = DepthRun(settings, make_estimator(sd_model, settings), values.get("image"))
         conditioning, geometry = request_conditioning(
             run,
             width=int(values.get("width") or 512),
@@ -119,7 +120,9 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
         picture = conditioning_to_previews(conditioning, geometry.image_size)[0]
         cached = " (from cache)" if CACHE.stats().hits > hits else ""
         seconds = time.perf_counter() - started
-        note = f"Depth for {geometry.width}x{geometry.height}{cached}, {seconds:.1f} s. White = near."
+        resolution = get_estimator(settings.estimator).check_resolution(settings.resolution or None)
+        source = f"{settings.estimator} at {resolution}" if settings.source == "estimate" else settings.source
+        note = f"Depth for {geometry.width}x{geometry.height} ({source}){cached}, {seconds:.1f} s. White = near."
         return (colorize(picture) if values.get("color") else picture), as_html("depth2img-ok", note)
     except (ValueError, DepthInputError) as error:
         return None, as_html("depth2img-warn", str(error))

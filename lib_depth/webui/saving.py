@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..depthmap import conditioning_to_png16
+from ..files import create_new_file
 
 log = logging.getLogger("sd-webui-depth2img")
 
@@ -42,13 +43,9 @@ def on_image_saved(params: Any) -> None:
     if not found:
         return
     path, image = found
-    for counter in range(1000):  # never over an existing file
-        candidate = path if counter == 0 else path.with_name(f"{path.stem}-{counter}{path.suffix}")
-        try:
-            with open(candidate, "xb") as file:
-                image.save(file, format="PNG")
-        except FileExistsError:
-            continue
-        log.info("Depth2img: saved %s", candidate)
+    try:
+        written = create_new_file(path, lambda file: image.save(file, format="PNG"))  # never over a file
+    except (OSError, ValueError) as error:
+        log.warning("Depth2img: depth map not saved beside %s: %s", params.filename, error)
         return
-    log.warning("Depth2img: not saved: %s and 999 numbered names beside it exist", path)
+    log.info("Depth2img: saved %s", written)

@@ -23,6 +23,9 @@ LAYOUT: tuple[tuple[str, ...], ...] = (
     ("invert", "save_depth"),
     ("far", "near"),
     ("gamma", "blur"),
+    ("estimator", "resolution"),
+    ("normalise", "percentile", "time_constant"),
+    ("depth_folder", "missing_map"),
 )
 
 
@@ -35,9 +38,11 @@ def widget(f: Field, tab: str) -> Any:
     if f.kind == "bool":
         value = bool(options.read("depth2img_save_default")) if f.name == "save_depth" else f.default
         return gr.Checkbox(value, visible=visible, **common)
-    if f.kind == "float":
+    if f.kind in ("float", "int"):
         low, high = f.bounds
         return gr.Slider(low, high, value=f.default, step=f.step, visible=visible, **common)
+    if f.kind == "text":
+        return gr.Textbox(f.default, lines=1, max_lines=1, visible=visible and not f.mirrors, **common)
     if f.kind == "choice":
         return gr.Radio(list(f.choices_for(tab)), value=f.default_for(tab), visible=visible, **common)
     # the map or photo: shown where the source needs it (txt2img always, img2img for "upload")
@@ -95,6 +100,10 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
     enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
     refresh.click(fn=status_html, outputs=[status], show_progress=False)
     _wire_preview(script, tab, components, color, preview_button, preview_image, status)
+    for f in FIELDS:  # hidden copies of the WebUI's own inputs (the Batch tab's input directory)
+        source = script.components.get(f.mirrors) if f.mirrors and tab in f.tabs else None
+        if source is not None:
+            source.change(fn=lambda value: value, inputs=[source], outputs=[components[f.name]], show_progress=False)
     script.infotext_fields = paste_fields(components)
     return [components[f.name] for f in FIELDS]
 
