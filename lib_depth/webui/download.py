@@ -436,8 +436,9 @@ def on_cancel(variant: Any) -> tuple[Any, ...]:
 
 
 def refresh_js(tab: str) -> str:
-    """After a follow: if it saw the download finish, click the WebUI's checkpoint refresh button
-    and our status refresh (which then names the installed checkpoint), once per finished download."""
+    """After a follow: if it saw the download finish, click our status refresh (which then names the
+    installed checkpoint) once per finished download, and the WebUI's checkpoint refresh button once
+    per finished download for the page (both accordions follow a download)."""
     progress = element_id(tab, "download_progress")
     ours = element_id(tab, "refresh")
     return (
@@ -445,9 +446,12 @@ def refresh_js(tab: str) -> str:
         f"const done = app.querySelector('#{progress} [data-depth2img-refresh]'); "
         "const number = done ? done.dataset.depth2imgRefresh : '0'; "
         "const seen = window.depth2imgRefreshed = window.depth2imgRefreshed || {}; "
-        f"if (number === '0' || seen['{tab}'] === number) return []; "
-        f"seen['{tab}'] = number; "
-        f"for (const id of ['{WEBUI_REFRESH_BUTTON}', '{ours}']) "
+        f"if (number === '0' || seen['{tab} ' + number]) return []; "
+        f"seen['{tab} ' + number] = true; "
+        "const ids = seen[number] ? [] : ["
+        f"'{WEBUI_REFRESH_BUTTON}']; "
+        "seen[number] = true; "
+        f"for (const id of [...ids, '{ours}']) "
         "{ const b = app.getElementById(id); if (b) b.click(); } "
         "return []; }"
     )
