@@ -168,57 +168,122 @@ def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
         bar.close()
 
 
+def _depth_network(args: argparse.Namespace, settings: DepthSettings, progress) -> tuple:
+    """(network, weights key) of the chosen estimator: the checkpoint's MiDaS, or Depth Anything V2
+    from --estimator-weights or the WebUI's models/depth2img."""
+    from .estimators import DEFAULT_ESTIMATOR, find_weights, get_estimator
+
+    if settings.estimator == DEFAULT_ESTIMATOR:
+        if args.checkpoint is None:
+            raise ValueError("--checkpoint: dpt-hybrid is the depth checkpoint's own MiDaS: name the checkpoint")
+        from .midas import load_depth_model
+
+        progress.step(f"loading the depth model from {args.checkpoint.name}")
+        return load_depth_model(args.checkpoint), str(args.checkpoint)
+    weights = args.estimator_weights
+    if weights is None:
+        from .doctor import default_paths
+
+        try:
+            weights = find_weights(default_paths()[0].parent, settings.estimator)
+        except ValueError:
+            weights = None
+    if weights is None:
+        raise ValueError(
+            f"--estimator-weights: {settings.estimator} needs its weights file; give it, or download it with "
+            f"`python -m lib_depth download --estimator {settings.estimator}` (from a WebUI, into models/depth2img)"
+        )
+    progress.step(f"loading {settings.estimator} from {Path(weights).name}")
+    return get_estimator(settings.estimator).load(weights), str(weights)
+
+
 def _depth(args: argparse.Namespace) -> int:
     from .cache import DepthCache
-    from .conditioning import depth_to_conditioning
-    from .depthmap import colorize, conditioning_to_png16, conditioning_to_previews, save_png
     from .estimator import DepthEstimator
     from .images import image_to_tensor
-    from .midas import load_depth_model
+    from .pairing import expand_image_inputs
     from .progress import Progress
+    from .sequence import sequence_ranges
 
     settings = settings_from_arguments(args)
     progress = Progress()
     failed = 0
-    images = []
-    for path in args.images:
-        if path.is_file():
-            images.append(path)
-        else:
-            failed += 1
-            progress.print(f"error: {path}: image not found", file=sys.stderr)
+
+    def report(problem: str) -> None:
+        nonlocal failed
+        failed += 1
+        progress.print(f"error: {problem}", file=sys.stderr)
+
+    images = expand_image_inputs(args.images, on_problem=report)
+    total = len(images) + failed  # the inputs that matched nothing count as failed items
     if not images:
         raise ValueError("no image to process")
     check_writable_folder(args.output, "-o/--output")
-    progress.step(f"loading the depth model from {args.checkpoint.name}")
-    model = load_depth_model(args.checkpoint)
-    estimator = DepthEstimator(model, key=str(args.checkpoint), cache=DepthCache())
+    network, key = _depth_network(args, settings, progress)
+    estimator = DepthEstimator(
+        network, key=key, cache=DepthCache(), estimator=settings.estimator, resolution=settings.resolution or None
+    )
+    as_sequence = settings.normalise != "per image" or settings.percentile > 0
+    estimates: list[tuple[Path, object]] = []  # (image, raw depth): all of them first for a sequence
     for number, path in enumerate(images, start=1):
-        counter = f"({number}/{len(images)})" if len(images) > 1 else ""
+        counter = f"({number}/{len(images)}) " if len(images) > 1 else ""
         try:
-            progress.step(f"estimating depth {counter} {path.name}".replace("  ", " "))
+            progress.step(f"estimating depth {counter}{path.name}")
             tensor = image_to_tensor(path, name="image")
-            size = tuple(tensor.shape[-2:])
-            depth = depth_to_conditioning(estimator.estimate(tensor), size, settings, image_size=size)
-            progress.step(f"writing {counter} {path.stem}-depth.png".replace("  ", " "))
-            written = save_png(conditioning_to_png16(depth)[0], args.output / f"{path.stem}-depth.png")
-            line = f"{path} -> {written}"
-            if args.preview:
-                preview = conditioning_to_previews(depth)[0]
-                extra = save_png(
-                    colorize(preview) if args.color else preview, args.output / f"{path.stem}-depth-preview.png"
+            if as_sequence and estimates and tuple(tensor.shape[-2:]) != tuple(estimates[0][2]):
+                raise ValueError(
+                    f"{tuple(tensor.shape[-1:-3:-1])} pixels, but the sequence's first frame has "
+                    f"{tuple(estimates[0][2][::-1])}: normalising across frames needs frames of one size"
                 )
-                line += f", {extra.name}"
+            estimates.append((path, estimator.estimate(tensor), tuple(tensor.shape[-2:])))
         except (ValueError, OSError) as error:
-            failed += 1
-            progress.print(f"error: {path}: {_error_text(error)}", file=sys.stderr)
+            report(f"{path}: {_error_text(error)}")
             continue
-        progress.print(line)
+        if not as_sequence:
+            failed += not _write_depth(args, progress, counter, *estimates.pop(), settings, None)
+    if as_sequence and estimates:
+        size = estimates[0][2]
+        progress.step(f"normalising {len(estimates)} frame(s) ({settings.normalise})")
+        ranges = sequence_ranges(
+            [depth for _, depth, _ in estimates],
+            size,
+            settings,
+            image_size=size,
+            mode=settings.normalise,
+            time_constant=settings.time_constant,
+            percentile=settings.percentile,
+        )
+        for number, ((path, depth, _), depth_range) in enumerate(zip(estimates, ranges, strict=True), start=1):
+            counter = f"({number}/{len(estimates)}) " if len(estimates) > 1 else ""
+            failed += not _write_depth(args, progress, counter, path, depth, size, settings, depth_range)
     progress.clear()
     if failed:
-        print(f"{failed} of {len(args.images)} image(s) failed", file=sys.stderr)
+        print(f"{failed} of {total} item(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_depth(args, progress, counter: str, path: Path, depth, size, settings, depth_range) -> bool:
+    """One image's 16-bit map (and preview) at its own size; False after reporting a failure."""
+    from .conditioning import depth_to_conditioning
+    from .depthmap import colorize, conditioning_to_png16, conditioning_to_previews, save_png
+
+    try:
+        conditioning = depth_to_conditioning(depth, size, settings, image_size=size, depth_range=depth_range)
+        progress.step(f"writing {counter}{path.stem}-depth.png")
+        written = save_png(conditioning_to_png16(conditioning)[0], args.output / f"{path.stem}-depth.png")
+        line = f"{path} -> {written}"
+        if args.preview:
+            preview = conditioning_to_previews(conditioning)[0]
+            extra = save_png(
+                colorize(preview) if args.color else preview, args.output / f"{path.stem}-depth-preview.png"
+            )
+            line += f", {extra.name}"
+    except (ValueError, OSError) as error:
+        progress.print(f"error: {path}: {_error_text(error)}", file=sys.stderr)
+        return False
+    progress.print(line)
+    return True
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -414,13 +479,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     depth = commands.add_parser(
         "depth",
-        help="depth maps of images with the MiDaS weights inside a depth checkpoint",
-        description="Estimate depth with the DPT-Hybrid weights stored in a depth checkpoint, no WebUI needed. "
-        "Writes one 16-bit PNG per image at the image's resolution (white = near), named <image>-depth.png; "
-        "existing files are never overwritten.",
+        help="depth maps of images, folders or globs (the checkpoint's MiDaS, or Depth Anything V2)",
+        description="Estimate depth with the DPT-Hybrid weights stored in a depth checkpoint, or with Depth Anything "
+        "V2 (--estimator, its weights with --estimator-weights), no WebUI needed. Images are files, folders or glob "
+        "patterns, processed in natural order (frame_2 before frame_10). Writes one 16-bit PNG per image at the "
+        "image's resolution (white = near), named <image>-depth.png; existing files are never overwritten. With "
+        "--normalise shared or smoothed the frames are normalised as one sequence (all estimated first).",
     )
-    depth.add_argument("images", nargs="+", type=Path, help="input images")
-    depth.add_argument("--checkpoint", type=Path, required=True, help="depth checkpoint (.safetensors or .ckpt)")
+    depth.add_argument("images", nargs="+", help="input images, folders of images, or glob patterns ('frames/*.png')")
+    depth.add_argument(
+        "--checkpoint", type=Path, help="depth checkpoint (.safetensors or .ckpt): the dpt-hybrid estimator's weights"
+    )
+    depth.add_argument(
+        "--estimator-weights",
+        type=Path,
+        metavar="FILE",
+        help="the estimator's weights, either layout (default: the WebUI's models/depth2img); used as is, offline",
+    )
     depth.add_argument("-o", "--output", type=Path, required=True, help="folder to write the depth maps to")
     depth.add_argument("--preview", action="store_true", help="also write an 8-bit preview, <image>-depth-preview.png")
     depth.add_argument("--color", action="store_true", help="colour-map the preview")

@@ -38,18 +38,21 @@ def import_dpt_depth_model(webui_root: str | os.PathLike | None = None) -> type:
     return DPTDepthModel
 
 
-def build_dpt_hybrid(webui_root: str | os.PathLike | None = None) -> torch.nn.Module:
-    """The DPT-Hybrid structure with no weights loaded (ldm's path=None), no download."""
-    dpt_depth_model = import_dpt_depth_model(webui_root)
+def build_dpt_hybrid(webui_root: str | os.PathLike | None = None, dpt_class: type | None = None) -> torch.nn.Module:
+    """The DPT-Hybrid structure with no weights loaded (ldm's path=None), no download; `dpt_class`
+    is another copy of ldm's DPTDepthModel (Forge ships one without ldm)."""
+    dpt_depth_model = dpt_class or import_dpt_depth_model(webui_root)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # timm's deprecation notices for the hybrid ViT
         return dpt_depth_model(path=None, backbone="vitb_rn50_384", non_negative=True).eval()
 
 
-def load_depth_model(checkpoint: str | os.PathLike, webui_root: str | os.PathLike | None = None) -> torch.nn.Module:
+def load_depth_model(
+    checkpoint: str | os.PathLike, webui_root: str | os.PathLike | None = None, dpt_class: type | None = None
+) -> torch.nn.Module:
     """A DPT-Hybrid with the MiDaS weights of a depth checkpoint (strict: every weight must match)."""
     state = depth_model_state_dict(checkpoint)
-    model = build_dpt_hybrid(webui_root)
+    model = build_dpt_hybrid(webui_root, dpt_class)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

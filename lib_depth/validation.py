@@ -44,7 +44,7 @@ def check_finite(values: torch.Tensor, name: str) -> torch.Tensor:
     return values
 
 
-MAX_LATENT_SIDE = 4096  # 32768 pixels: far beyond any generation, small enough to never allocate absurdly
+MAX_LATENT_SIDE = 65536  # 524,288 pixels a side: beyond any generation (the pixel limit bounds the area)
 
 
 def check_latent_size(value: object, name: str = "latent_size") -> tuple[int, int]:

@@ -3,12 +3,10 @@ lib_depth.webui (the glue); this file only connects them to the WebUI's script a
 
 from __future__ import annotations
 
-import ldm.modules.midas.api as midas_api
 from modules import script_callbacks, scripts
 
 from lib_depth.webui import api, depth_model, generation, options, saving, ui
-from lib_depth.webui.compat import unsupported_reason
-from lib_depth.webui.ids import WEBUI_INPUTS
+from lib_depth.webui.compat import capture_webui_input, ldm_midas_api, unsupported_reason
 
 
 class Depth2ImgScript(scripts.Script):
@@ -25,8 +23,7 @@ class Depth2ImgScript(scripts.Script):
         return scripts.AlwaysVisible
 
     def after_component(self, component, **kwargs) -> None:
-        if kwargs.get("elem_id") in WEBUI_INPUTS:
-            self.components[kwargs["elem_id"]] = component
+        capture_webui_input(self.components, component, kwargs)
 
     def ui(self, is_img2img: bool):
         """The accordion; its components' values are this script's arguments (fields.py order)."""
@@ -40,8 +37,10 @@ class Depth2ImgScript(scripts.Script):
 
 # The one global patch: depth checkpoints carry their MiDaS weights, so ldm builds the depth model
 # without the 470 MB file and without a download. Undone when the WebUI reloads its scripts.
-_undo_offline_midas = depth_model.install_offline_midas(midas_api, depth_model.selected_checkpoint_has_depth_weights)
-script_callbacks.on_script_unloaded(_undo_offline_midas)
+# (Forge has no ldm: lib_depth.webui.forge builds the MiDaS itself.)
+if (midas_api := ldm_midas_api()) is not None:
+    _undo = depth_model.install_offline_midas(midas_api, depth_model.selected_checkpoint_has_depth_weights)
+    script_callbacks.on_script_unloaded(_undo)
 script_callbacks.on_image_saved(saving.on_image_saved)
 script_callbacks.on_ui_settings(options.register)
 script_callbacks.on_app_started(api.on_app_started)

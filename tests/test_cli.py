@@ -72,3 +72,38 @@ def test_user_mistakes_are_one_line_errors_without_traceback(tmp_path):
 def test_help_lists_the_commands():
     result = run_cli("--help")
     assert result.returncode == 0 and "preview" in result.stdout
+
+
+def test_depth_with_depth_anything_weights_given_as_a_file(tmp_path):
+    """`depth --estimator depth-anything-v2-small --estimator-weights FILE`: offline, no checkpoint needed,
+    in either weights layout, at the resolution asked for."""
+    import numpy as np
+    import torch
+    from safetensors.torch import save_file
+    from scenes import make_scene
+
+    from lib_depth.cli import main
+    from lib_depth.estimators.dav2_weights import original_to_hf
+    from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+
+    torch.manual_seed(0)
+    model = build_depth_anything_v2("vits")
+    with torch.no_grad():
+        model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
+    torch.save(model.state_dict(), tmp_path / "depth_anything_v2_vits.pth")
+    save_file(
+        {k: v.contiguous() for k, v in original_to_hf(model.state_dict()).items()}, str(tmp_path / "m.safetensors")
+    )
+    make_scene(96, 64, 3).save(tmp_path / "a.png")
+    written = []
+    for weights in ("depth_anything_v2_vits.pth", "m.safetensors"):
+        out = tmp_path / weights.split(".")[0]
+        code = main(
+            ["depth", str(tmp_path / "a.png"), "--estimator", "depth-anything-v2-small", "--estimator-weights",
+             str(tmp_path / weights), "--resolution", "140", "-o", str(out)]
+        )  # fmt: skip
+        assert code == 0
+        written.append(np.asarray(Image.open(out / "a-depth.png"), dtype=np.int64))
+    for depth in written:  # (the two layouts differ slightly away from 518x518: their position-embedding rule)
+        assert depth.shape == (64, 96) and depth.max() == 65535 and depth.min() == 0
+    assert main(["depth", str(tmp_path / "a.png"), "--estimator", "depth-anything-v2-small", "-o", str(tmp_path)]) == 2

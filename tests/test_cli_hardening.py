@@ -198,10 +198,10 @@ def test_depth_processes_every_image_and_reports_each_failure(tmp_path, depth_ch
         f"{tmp_path / 'c.jpg'} -> {tmp_path / 'out' / 'c-depth.png'}",
     ]
     lines = err.splitlines()
-    assert lines[0] == f"error: {tmp_path / 'missing.png'}: image not found"
+    assert lines[0] == f"error: {tmp_path / 'missing.png'}: no such file or folder"
     assert lines[1].startswith(f"error: {tmp_path / 'bad.png'}: image: ") and "not a readable image" in lines[1]
     assert lines[2].startswith(f"error: {tmp_path / 'bomb.png'}: image bomb.png: 1,600,000,000 pixels is over")
-    assert lines[3] == "3 of 5 image(s) failed" and len(lines) == 4
+    assert lines[3] == "3 of 5 item(s) failed" and len(lines) == 4
 
 
 def test_depth_with_an_unusable_checkpoint_stops_before_any_image(tmp_path, capsys):

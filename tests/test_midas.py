@@ -174,7 +174,10 @@ def test_depth_command_errors(tmp_path, depth_checkpoint):
     make_scene(128, 128).save(tmp_path / "a.png")
     cases = [
         (["depth", str(tmp_path / "a.png"), "--checkpoint", str(sd2), "-o", str(tmp_path)], "holds no MiDaS depth"),
-        (["depth", str(tmp_path / "nope.png"), "--checkpoint", str(sd2), "-o", str(tmp_path)], "image not found"),
+        (
+            ["depth", str(tmp_path / "nope.png"), "--checkpoint", str(sd2), "-o", str(tmp_path)],
+            "nope.png: no such file or folder",
+        ),
         (
             ["depth", str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "x.ckpt"), "-o", str(tmp_path)],
             "not found",
@@ -185,3 +188,24 @@ def test_depth_command_errors(tmp_path, depth_checkpoint):
             [sys.executable, "-m", "lib_depth", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_depth_over_a_folder_as_one_shared_sequence(tmp_path, depth_checkpoint):
+    """`depth FOLDER --normalise shared`: natural order, every frame estimated once, one range."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for n in (1, 2, 10):  # natural order: 1, 2, 10
+        make_scene(96, 64, n).save(frames / f"frame_{n}.png")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "lib_depth", "depth", str(frames), "--checkpoint", str(depth_checkpoint), "-o",
+         str(out), "--normalise", "shared"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert [line.split(" -> ")[0] for line in result.stdout.splitlines()] == [
+        str(frames / f"frame_{n}.png") for n in (1, 2, 10)
+    ]
+    maps = [np.asarray(Image.open(out / f"frame_{n}-depth.png"), dtype=np.int64) for n in (1, 2, 10)]
+    assert min(int(m.min()) for m in maps) == 0 and max(int(m.max()) for m in maps) == 65535
+    assert sum(int(m.max()) == 65535 for m in maps) < 3 or sum(int(m.min()) == 0 for m in maps) < 3  # one range

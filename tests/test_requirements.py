@@ -29,27 +29,37 @@ def listed(path: Path) -> list[str]:
     return names
 
 
+def module_file(name: str) -> Path:
+    """lib_depth.a.b -> lib_depth/a/b.py or lib_depth/a/b/__init__.py."""
+    path = ROOT.joinpath(*name.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
 def command_line_imports() -> dict[str, set[str]]:
     """Third-party top-level modules imported anywhere (also inside functions) by the modules
     that `python -m lib_depth` loads, following the package's relative imports -> importers."""
     found: dict[str, set[str]] = {}
     seen: set[str] = set()
-    pending = ["__init__", "__main__", "cli"]
+    pending = ["lib_depth", "lib_depth.__main__", "lib_depth.cli"]
     while pending:
         module = pending.pop()
-        if module in seen:
+        if module in seen or not module_file(module).is_file():
             continue
         seen.add(module)
-        tree = ast.parse((ROOT / "lib_depth" / f"{module}.py").read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
+        path = module_file(module)
+        package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 for alias in node.names:
                     found.setdefault(alias.name.split(".")[0], set()).add(module)
             elif isinstance(node, ast.ImportFrom) and node.level:
-                pending += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                target = f"{base}.{node.module}" if node.module else base
+                pending.append(target)
+                pending += [f"{target}.{alias.name}" for alias in node.names]  # submodules imported by name
             elif isinstance(node, ast.ImportFrom):
                 found.setdefault(node.module.split(".")[0], set()).add(module)
-    return {name: users for name, users in found.items() if name not in sys.stdlib_module_names}
+    return {name: users for name, users in found.items() if name not in sys.stdlib_module_names and name != "lib_depth"}
 
 
 def test_requirements_cli_is_exactly_what_the_command_line_imports():

@@ -163,3 +163,22 @@ def test_over_the_api_a_server_folder_is_refused_and_maps_come_as_a_list(monkeyp
     process(p, [{"source": "upload", "image": maps + maps[:1]}])
     with pytest.raises(HTTPException, match="3 depth maps for 2 images"):
         p.depth2img_image_conditioning(image_to_tensor(images))
+
+
+def test_the_batch_tab_normalised_together_estimates_each_frame_once(monkeypatch, frames, dpt_head):
+    """No depth maps folder: `shared` gathers every frame's estimate once; the generations hit the cache."""
+    counting = CountingModule(dpt_head)
+    model = LatentDepth2ImageDiffusion(counting)
+    webui = webui_fakes.install(monkeypatch, sd_model=model)
+    frames_dir, _ = frames
+    args = [{"frames_folder": str(frames_dir), "normalise": "shared"}]
+    p, results = run_batch(webui, model, frames_dir, args)
+    assert len(results) == 5 and sum(counting.batch_sizes) == 5  # five frames, five estimates in all
+    assert min(float(r.min()) for r in results) == -1.0 and max(float(r.max()) for r in results) == 1.0
+    assert sum(float(r.max()) == 1.0 for r in results) < 5  # one range for all: not every frame reaches it
+    # an ordinary img2img generation with the same settings is not a frame: normalised by itself
+    other = make_scene(SIZE, SIZE, 42)
+    p = Img2Img(model, [other])
+    process(p, args)
+    alone = p.depth2img_image_conditioning(image_to_tensor(other))
+    assert float(alone.min()) == -1.0 and float(alone.max()) == 1.0

@@ -57,19 +57,18 @@ class BatchSequence:
         frames = [Path(p) for p in shared.walk_files(frames_folder, allowed_extensions=BATCH_EXTENSIONS)]
         if not frames:
             raise ValueError(f"Batch tab input directory: no frames in {frames_folder}")
-        pairing = pair_depth_maps(frames, maps_folder, policy)  # "stop": every missing map in one message
+        if maps_folder:
+            pairing = pair_depth_maps(frames, maps_folder, policy)  # "stop": every missing map in one message
+            maps, problems = [pair.depth_map for pair in pairing.pairs], [pair.problem for pair in pairing.pairs]
+        else:  # a sequence normalised together, every frame estimated
+            maps, problems = [None] * len(frames), [None] * len(frames)
         index = {}
         for number, frame in enumerate(frames):
             try:
                 index.setdefault(pixels_key(images.read(frame)), number)
             except OSError:  # process_batch skips what it cannot read; so do we
                 continue
-        return cls(
-            frames,
-            [pair.depth_map for pair in pairing.pairs],
-            [pair.problem for pair in pairing.pairs],
-            index,
-        )
+        return cls(frames, maps, problems, index)
 
     def frame_of(self, init_image: Any) -> int:
         number = self.index.get(pixels_key(init_image))
@@ -79,6 +78,24 @@ class BatchSequence:
                 "works in the Batch tab only (clear it for img2img)"
             )
         return number
+
+
+def is_batch_frame(p: Any, settings: DepthSettings) -> bool:
+    """Whether this generation is to be treated as a frame of the Batch tab's sequence: a depth
+    maps folder is set (an error if it is not a frame), or the Batch tab's frames are normalised
+    together and this init image is one of them (else it is an ordinary img2img generation)."""
+    if settings.depth_folder:
+        return True
+    if not settings.frames_folder or (settings.normalise == PER_IMAGE and not settings.percentile):
+        return False
+    try:
+        sequence = getattr(p, "depth2img_batch", None) or BatchSequence.read(settings.frames_folder, "", "stop")
+    except ValueError:
+        return False
+    if pixels_key(p.init_images[0]) not in sequence.index:
+        return False
+    p.depth2img_batch = sequence  # the same processing object runs every frame of the batch
+    return True
 
 
 def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None) -> DepthRun:

@@ -13,13 +13,17 @@ from ..estimators import DEFAULT_ESTIMATOR, WEIGHTS_SUBDIR, find_weights, get_es
 from ..midas import offline_load_model
 from ..run import DepthInputError
 from ..settings import DepthSettings
-from . import options
+from . import compat, options
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
 CACHE = DepthCache()  # shared by every run, the preview and the estimate route
 
 
 def is_depth_model(sd_model: Any) -> bool:
+    if compat.uses_forge_backend():
+        from .forge import is_depth_model as forge_depth_model
+
+        return forge_depth_model(sd_model)
     return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
 
 
@@ -89,6 +93,11 @@ def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, boo
     from modules import shared
 
     if settings.estimator == DEFAULT_ESTIMATOR:
+        if compat.uses_forge_backend():  # Forge drops the checkpoint's MiDaS: forge.py builds it, Forge places it
+            from .forge import depth_network as forge_depth_network
+
+            return forge_depth_network(sd_model), checkpoint_key(sd_model), True
+        compat.fill_depth_weights(sd_model)  # reForge builds the MiDaS without the checkpoint's weights
         managed = bool(getattr(shared.cmd_opts, "lowvram", False) or getattr(shared.cmd_opts, "medvram", False))
         return sd_model.depth_model, checkpoint_key(sd_model), managed
     path = find_weights(models_folder(), settings.estimator)

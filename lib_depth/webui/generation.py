@@ -18,7 +18,7 @@ from ..geometry import CROP_AND_RESIZE, Geometry
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import INFOTEXT_KEY, DepthSettings
-from . import batch, options
+from . import batch, compat, options
 from .args import read_script_args
 from .depth_model import is_depth_model, make_estimator
 from .prepare import prepare_init_image, region_of
@@ -42,7 +42,7 @@ def process(p: Any, args: Sequence[Any]) -> None:
         estimator = make_estimator(p.sd_model, settings)
     except DepthInputError as missing:  # raised where it stops the generation: in the conditioning
         estimator, error = None, error or str(missing)
-    if settings.depth_folder and not is_txt2img(p):  # a frame of the Batch tab with its depth map
+    if not is_txt2img(p) and p.init_images and batch.is_batch_frame(p, settings):  # a Batch-tab frame
         run = batch.frame_run(p, settings, estimator, error)
     else:
         run = DepthRun(settings, estimator, request.image if request else None, error)
@@ -78,6 +78,7 @@ def install(p: Any, run: DepthRun, translate_error: Callable[[DepthInputError], 
     p.depth2img_image_conditioning = guarded(img2img_conditioning)
     if is_txt2img(p):
         p.txt2img_image_conditioning = guarded(txt2img_conditioning)
+    compat.route_conditioning(p)
 
 
 def img2img_conditioning(p: Any, run: DepthRun, source_image: torch.Tensor) -> torch.Tensor:
@@ -128,9 +129,8 @@ def images_for_estimate(p: Any, settings: DepthSettings, source_image: torch.Ten
 
 
 def to_unet(p: Any, conditioning: torch.Tensor) -> torch.Tensor:
-    from modules import shared
-
-    return conditioning.to(device=shared.device, dtype=p.sd_model.dtype)
+    device, dtype = compat.unet_input_placement(p.sd_model)
+    return conditioning.to(device=device, dtype=dtype)
 
 
 def is_txt2img(p: Any) -> bool:

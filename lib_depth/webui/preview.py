@@ -16,6 +16,7 @@ from ..geometry import Geometry, generation_size
 from ..images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
+from . import compat
 from .depth_model import CACHE, is_depth_model, make_estimator
 from .prepare import only_masked_region, prepare_image, prepared_mask
 from .status import as_html, status_html
@@ -68,6 +69,8 @@ def tab_image_and_mask(tab: int, values: dict[str, Any]) -> tuple[Any, Any]:
     """The init image and mask an img2img sub-tab sends, as modules/img2img.py picks them
     (v1.10.1: 0 img2img, 1 sketch, 2 inpaint, 3 inpaint sketch, 4 inpaint upload). The inpaint
     sketch's mask is drawn strokes, which the preview cannot see: it previews the whole picture."""
+    if (forge_inputs := compat.tab_image_and_mask(tab, values)) is not None:
+        return forge_inputs
     if tab == 1:
         return values.get("sketch"), None
     if tab == 2 and isinstance(values.get("inpaint"), dict):

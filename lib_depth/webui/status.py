@@ -75,13 +75,15 @@ def status_html() -> str:
     """The accordion's line for the model the WebUI has loaded now."""
     from modules import shared
 
-    from .compat import unsupported_reason
+    from .compat import model_pending_line, unsupported_reason
     from .depth_model import is_depth_model, loaded_name
 
     reason = unsupported_reason()
     if reason:
         return as_html("depth2img-warn", reason)
     sd_model = shared.sd_model
+    if pending := model_pending_line(sd_model):
+        return as_html(*pending)
     if is_depth_model(sd_model):
         return as_html(*status_line(loaded_name(sd_model) or "depth model", []))
     return as_html(*status_line(None, installed_rows()))

@@ -12,8 +12,9 @@ from typing import Any, Callable
 from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
 from ..settings import DepthSettings
 from . import options
+from .compat import webui_inputs
 from .download import build_offer
-from .ids import WEBUI_INPUTS, element_id
+from .ids import element_id
 from .status import as_html, status_html
 
 # rows of the accordion, by field name; a field missing here gets a row of its own at the end
@@ -52,7 +53,7 @@ def widget(f: Field, tab: str) -> Any:
 def build(script: Any, is_img2img: bool) -> list[Any]:
     """Script.ui: the accordion's components in the field table's order (the script's args).
 
-    `script.components` holds the WebUI inputs captured by after_component (ids.WEBUI_INPUTS);
+    `script.components` holds the WebUI inputs captured by after_component (compat.webui_inputs);
     sets `script.infotext_fields`.
     """
     import gradio as gr
@@ -113,7 +114,8 @@ def _wire_preview(script, tab, components, color, button, image, status) -> None
 
     from .preview import preview
 
-    found = [(WEBUI_INPUTS[elem][1], c) for elem, c in script.components.items() if WEBUI_INPUTS[elem][0] == tab]
+    inputs = webui_inputs()
+    found = [(inputs[elem][1], c) for elem, c in script.components.items() if inputs[elem][0] == tab]
     names = ["tab", *(f.name for f in FIELDS), "color", *(name for name, _ in found)]
     tab_index = gr.Number(value=0, visible=False)  # javascript/depth2img.js fills in the img2img sub-tab
 
