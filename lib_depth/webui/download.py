@@ -38,6 +38,7 @@ POST_FIELDS = ("name", "cancel")
 CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 # the WebUI's checkpoint dropdown refresh button (modules/ui_settings.py create_setting_component)
 WEBUI_REFRESH_BUTTON = "refresh_sd_model_checkpoint"
+WEBUI_REFRESH_DELAY_MS = 3000
 
 
 class TableError(Exception):
@@ -437,8 +438,11 @@ def on_cancel(variant: Any) -> tuple[Any, ...]:
 
 def refresh_js(tab: str) -> str:
     """After a follow: if it saw the download finish, click our status refresh (which then names the
-    installed checkpoint) once per finished download, and the WebUI's checkpoint refresh button once
-    per finished download for the page (both accordions follow a download)."""
+    installed checkpoint) once per finished download, and, once per finished download for the page
+    (both accordions follow a download), the WebUI's checkpoint refresh button. That one runs
+    list_models() again, which empties and refills the list, so it comes a few seconds later than
+    our status refresh, which reads the list that the server refreshed before the download was shown
+    as done."""
     progress = element_id(tab, "download_progress")
     ours = element_id(tab, "refresh")
     return (
@@ -448,11 +452,9 @@ def refresh_js(tab: str) -> str:
         "const seen = window.depth2imgRefreshed = window.depth2imgRefreshed || {}; "
         f"if (number === '0' || seen['{tab} ' + number]) return []; "
         f"seen['{tab} ' + number] = true; "
-        "const ids = seen[number] ? [] : ["
-        f"'{WEBUI_REFRESH_BUTTON}']; "
-        "seen[number] = true; "
-        f"for (const id of [...ids, '{ours}']) "
-        "{ const b = app.getElementById(id); if (b) b.click(); } "
+        f"app.getElementById('{ours}')?.click(); "
+        "if (!seen[number]) { seen[number] = true; "
+        f"setTimeout(() => app.getElementById('{WEBUI_REFRESH_BUTTON}')?.click(), {WEBUI_REFRESH_DELAY_MS}); }} "
         "return []; }"
     )
 
