@@ -95,6 +95,11 @@ class Context:
 
     def __init__(self, **kwargs: Any) -> None:
         self.kwargs = kwargs
+        Context.opened.append(self)
+
+    @property
+    def elem_id(self) -> str | None:
+        return self.kwargs.get("elem_id")
 
     def __enter__(self) -> Any:
         return self
@@ -120,17 +125,18 @@ class Component:
         self.listeners: dict[str, list[dict]] = {}
         Component.created.append(self)
 
-    def _listen(self, event: str, **kwargs: Any) -> None:
+    def _listen(self, event: str, **kwargs: Any) -> Dependency:
         unknown = set(kwargs) - _LISTENER_KWARGS
         if unknown:
             raise TypeError(f"gradio 3.41.2 .{event}() got unexpected keyword argument(s) {sorted(unknown)}")
         self.listeners.setdefault(event, []).append(kwargs)
+        return Dependency(self, kwargs)
 
-    def change(self, **kwargs: Any) -> None:
-        self._listen("change", **kwargs)
+    def change(self, **kwargs: Any) -> Dependency:
+        return self._listen("change", **kwargs)
 
-    def click(self, **kwargs: Any) -> None:
-        self._listen("click", **kwargs)
+    def click(self, **kwargs: Any) -> Dependency:
+        return self._listen("click", **kwargs)
 
     @property
     def elem_id(self) -> str | None:
@@ -141,11 +147,36 @@ class Component:
         return self.kwargs.get("value")
 
 
+class Column(Context):
+    """gr.Column (gradio/layouts.py): keyword-only scale, min_width, variant, visible, elem_id, and
+    BlockContext's elem_classes and render."""
+
+    KWARGS = ("scale", "min_width", "variant", "visible", "elem_id", "elem_classes", "render")
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.KWARGS)
+        if unknown:
+            raise TypeError(f"gradio 3.41.2 Column() got unexpected keyword argument(s) {sorted(unknown)}")
+        super().__init__(**kwargs)
+
+
+class Dependency(dict):
+    """What a listener returns (gradio/events.py Dependency): `.then` adds a listener that runs after it."""
+
+    def __init__(self, component: Component, listener: dict) -> None:
+        super().__init__(listener)
+        self.component = component
+
+    def then(self, **kwargs: Any) -> Dependency:
+        return self.component._listen("then", **kwargs)
+
+
 def _gradio() -> types.ModuleType:
     gr = types.ModuleType("gradio")
     for kind in _GRADIO_KWARGS:
         setattr(gr, kind, type(kind, (Component,), {}))
-    gr.Row = gr.Column = gr.Accordion = gr.Blocks = Context
+    gr.Row = gr.Accordion = gr.Blocks = Context
+    gr.Column = Column
     gr.update = lambda **kwargs: {"__type__": "update", **kwargs}  # gradio/blocks.py update()
     gr.components = types.SimpleNamespace(Component=Component)
     return gr
@@ -358,6 +389,44 @@ class ImageSaveParams:  # modules/script_callbacks.py
     pnginfo: dict
 
 
+# --- modules/sd_models.py list_models, CheckpointInfo ------------------------------------------------
+def _sd_models(
+    checkpoints: dict | None, models_path: Any, cmd: types.SimpleNamespace, sd_model: Any
+) -> types.ModuleType:
+    """checkpoints_list (title -> CheckpointInfo), model_path (`<models_path>/Stable-diffusion`, as
+    sd_models.py joins paths.models_path and its model_dir), and list_models, which empties the list
+    and registers every .ckpt/.safetensors under model_path and --ckpt-dir (walked recursively,
+    *.vae.* left out), as modules/sd_models.py list_models with modelloader.load_models does.
+    `listed` counts its calls. model_data.sd_model: the loaded model, read without loading one."""
+    import os
+
+    sd_models = types.ModuleType("modules.sd_models")
+    sd_models.checkpoints_list = dict(checkpoints or {})
+    sd_models.model_path = os.path.join(str(models_path) if models_path else "models", "Stable-diffusion")
+    sd_models.listed = 0
+    sd_models.model_data = types.SimpleNamespace(sd_model=sd_model)  # SdModelData: read without loading
+
+    def list_models() -> None:
+        sd_models.listed += 1
+        sd_models.checkpoints_list.clear()
+        for folder in (sd_models.model_path, getattr(cmd, "ckpt_dir", None)):
+            if not folder or not os.path.isdir(folder):
+                continue
+            for root, _, files in os.walk(folder, followlinks=True):
+                for name in sorted(files):
+                    if name.endswith((".vae.ckpt", ".vae.safetensors")) or not name.endswith((".ckpt", ".safetensors")):
+                        continue
+                    filename = os.path.join(root, name)
+                    title = os.path.relpath(filename, folder)
+                    sd_models.checkpoints_list[title] = types.SimpleNamespace(
+                        filename=filename, name=title, title=title
+                    )
+
+    sd_models.list_models = list_models
+    sd_models.select_checkpoint = lambda: next(iter(sd_models.checkpoints_list.values()), None)
+    return sd_models
+
+
 # --- the whole set -----------------------------------------------------------------------------------
 @dataclass
 class WebUI:
@@ -382,7 +451,7 @@ def install(
     callbacks = Callbacks()
     opts = Options(img2img_background_color="#ffffff", img_max_size_mp=200)
     cmd = types.SimpleNamespace(**{"api": True, "nowebui": False, "api_auth": None, "lowvram": False,
-                                   "medvram": False, **cmd_opts})  # fmt: skip
+                                   "medvram": False, "ckpt_dir": None, **cmd_opts})  # fmt: skip
 
     def module(name: str, **attributes: Any) -> types.ModuleType:
         created = types.ModuleType(name)
@@ -419,11 +488,7 @@ def install(
         ),
         "modules.processing": module("modules.processing", create_binary_mask=create_binary_mask),
         "modules.call_queue": module("modules.call_queue", queue_lock=threading.Lock()),
-        "modules.sd_models": module(
-            "modules.sd_models",
-            checkpoints_list=dict(checkpoints or {}),
-            select_checkpoint=lambda: next(iter((checkpoints or {}).values()), None),
-        ),
+        "modules.sd_models": _sd_models(checkpoints, models_path, cmd, sd_model),
     }
     package = module("modules", **{name.split(".", 1)[1]: m for name, m in modules.items()})
     package.__path__ = []
@@ -432,4 +497,5 @@ def install(
         monkeypatch.setitem(sys.modules, name, created)
     monkeypatch.setitem(sys.modules, "gradio", gr)
     Component.created = []
+    Context.opened = []
     return WebUI(gr, modules, callbacks, opts, cmd)

@@ -98,8 +98,11 @@ def build_router(
     estimate: Callable[[dict[str, Any]], dict[str, Any]],
     status: Callable[[], dict[str, Any]],
     api_auth: str | None = None,
+    download: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    download_progress: Callable[[], dict[str, Any]] | None = None,
 ) -> APIRouter:
-    """Routes: POST {PREFIX}/estimate and GET {PREFIX}/status, behind the WebUI's API auth."""
+    """Routes: POST {PREFIX}/estimate, GET {PREFIX}/status and, given their handlers, POST and GET
+    {PREFIX}/download, all behind the WebUI's API auth."""
     credentials = parse_api_auth(api_auth)
     dependencies = [Depends(basic_auth(credentials))] if credentials else []
     router = APIRouter(prefix=PREFIX, dependencies=dependencies, tags=["depth2img"])
@@ -113,6 +116,20 @@ def build_router(
     @router.get("/status")
     def status_route() -> dict[str, Any]:
         return _answer(lambda _: status(), None)
+
+    if download is not None:
+
+        @router.post("/download")
+        def download_route(payload: Any = Body(...)) -> dict[str, Any]:  # noqa: B008 (FastAPI idiom)
+            if not isinstance(payload, dict):
+                raise HTTPException(status_code=422, detail='body: expected a JSON object such as {"name": "..."}')
+            return _answer(download, payload)
+
+    if download_progress is not None:
+
+        @router.get("/download")
+        def download_progress_route() -> dict[str, Any]:
+            return _answer(lambda _: download_progress(), None)
 
     return router
 
@@ -186,7 +203,17 @@ def on_app_started(demo: Any, app: Any) -> None:
     """Mount the routes like the WebUI's own API: only with --api (or --nowebui), behind --api-auth."""
     from modules import shared
 
+    from . import download
+
     cmd_opts = shared.cmd_opts
     if not (getattr(cmd_opts, "api", False) or getattr(cmd_opts, "nowebui", False)):
         return
-    app.include_router(build_router(estimate=estimate, status=status, api_auth=cmd_opts.api_auth))
+    app.include_router(
+        build_router(
+            estimate=estimate,
+            status=status,
+            api_auth=cmd_opts.api_auth,
+            download=download.post_route,
+            download_progress=download.get_route,
+        )
+    )

@@ -13,6 +13,7 @@ from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
 from ..settings import DepthSettings
 from . import options
 from .compat import webui_inputs
+from .download import build_offer
 from .ids import element_id
 from .status import as_html, status_html
 
@@ -71,6 +72,7 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
     with InputAccordion(False, label="Depth2img", elem_id=element_id(tab, "enabled")) as enabled:
         components["enabled"] = enabled
         status = gr.HTML(elem_classes=["depth2img-status"])
+        build_offer(tab, status)  # the depth model download, shown when no depth checkpoint is installed
         refresh = gr.Button("Refresh status", elem_id=element_id(tab, "refresh"), elem_classes=["depth2img-hidden"])
         placed = {name for row in LAYOUT for name in row}
         rows = list(LAYOUT) + [(f.name,) for f in FIELDS if f.name not in placed and f.name != "enabled"]

@@ -1,0 +1,498 @@
+"""The depth model download in the WebUI: the accordion's offer (variant, Download, Cancel and a
+progress bar) and the routes POST/GET /depth2img/v1/download.
+
+The work is lib_depth.download's DownloadJob, a background thread: nothing here holds the WebUI's
+queue lock, so generation in other tabs goes on while a download runs. The accordion follows a
+job with a gradio generator (the WebUI runs gradio's queue), at the WebUI's own progress period,
+and draws the WebUI's own progress bar (style.css `.progressDiv .progress`, javascript/progressbar.js).
+When a job finishes, the checkpoint list is refreshed as the WebUI's refresh button does it
+(`sd_models.list_models()`), and the browser clicks that button so the dropdown shows the file.
+
+A client only ever names an entry of the table (lib_depth.model_files), never a URL or a path. For
+tests, the server-side environment variable DEPTH2IMG_TEST_DOWNLOAD_TABLE may name a JSON table
+that replaces it, honoured only while HF_ENDPOINT points at the loopback address.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from ..download import DownloadJob, current_job, local_state, start_job
+from ..model_files import DEFAULT_MODEL, DEFAULT_VARIANT, MODEL_FILES, Mirror, ModelFile, format_bytes, hub_endpoint
+from .ids import element_id
+from .payload import PayloadError
+
+log = logging.getLogger("sd-webui-depth2img")
+
+TEST_TABLE_ENV = "DEPTH2IMG_TEST_DOWNLOAD_TABLE"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+POST_FIELDS = ("name", "cancel")
+CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
+# the WebUI's checkpoint dropdown refresh button (modules/ui_settings.py create_setting_component)
+WEBUI_REFRESH_BUTTON = "refresh_sd_model_checkpoint"
+WEBUI_REFRESH_DELAY_MS = 3000
+
+
+class TableError(Exception):
+    """The test table is set but unusable; the message names the variable, the file and the field."""
+
+
+# -- the table ----------------------------------------------------------------------------------------
+
+
+def table() -> tuple[ModelFile, ...]:
+    """The files the WebUI offers: the production table's depth model, or the test table."""
+    path = os.environ.get(TEST_TABLE_ENV)
+    if not path:
+        return tuple(entry for entry in MODEL_FILES if entry.model == DEFAULT_MODEL)
+    host = urlsplit(hub_endpoint()).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise TableError(
+            f"{TEST_TABLE_ENV} is set, but HF_ENDPOINT ({hub_endpoint()}) is not a loopback address; the test "
+            f"table only serves downloads from {', '.join(LOOPBACK_HOSTS)}: unset {TEST_TABLE_ENV}"
+        )
+    return load_test_table(path)
+
+
+def load_test_table(path: str | os.PathLike) -> tuple[ModelFile, ...]:
+    """A JSON list of {name, variant, filename, size, sha256, mirrors: [{name, repo, path}]}; the
+    mirrors are Hub repositories, resolved against HF_ENDPOINT like the production ones."""
+    where = f"{TEST_TABLE_ENV}={path}"
+    try:
+        rows = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise TableError(f"{where}: cannot read it ({error.strerror or error})") from None
+    except ValueError as error:
+        raise TableError(f"{where}: not JSON ({error})") from None
+    if not isinstance(rows, list) or not rows:
+        raise TableError(f"{where}: expected a non-empty JSON list of files")
+    entries = [_test_entry(row, f"{where}: entry {index}") for index, row in enumerate(rows)]
+    names = [entry.name for entry in entries]
+    if len(set(names)) != len(names):
+        raise TableError(f"{where}: names must be unique, got {names}")
+    return tuple(entries)
+
+
+def _test_entry(row: Any, where: str) -> ModelFile:
+    if not isinstance(row, dict):
+        raise TableError(f"{where}: expected an object")
+
+    def text(key: str) -> str:
+        value = row.get(key)
+        if not isinstance(value, str) or not value:
+            raise TableError(f"{where}: {key}: expected a non-empty string, got {value!r}")
+        return value
+
+    filename = text("filename")
+    if Path(filename).name != filename or filename in (".", "..") or not filename.endswith(CHECKPOINT_SUFFIXES):
+        raise TableError(f"{where}: filename: expected a plain .safetensors or .ckpt file name, got {filename!r}")
+    size = row.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise TableError(f"{where}: size: expected a positive integer (bytes), got {size!r}")
+    sha256 = text("sha256").lower()
+    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        raise TableError(f"{where}: sha256: expected 64 hex digits")
+    mirrors = row.get("mirrors")
+    if not isinstance(mirrors, list) or not mirrors or not all(isinstance(m, dict) for m in mirrors):
+        raise TableError(f"{where}: mirrors: expected a non-empty list of {{name, repo, path}}")
+    try:
+        parsed = tuple(Mirror(str(m["name"]), str(m["repo"]), str(m["path"])) for m in mirrors)
+    except KeyError as missing:
+        raise TableError(f"{where}: mirrors: every mirror needs {missing}") from None
+    variant = text("variant")
+    return ModelFile(
+        name=text("name"),
+        model=Path(filename).stem,
+        variant=variant,
+        filename=filename,
+        size=size,
+        sha256=sha256,
+        kind="checkpoint",
+        description=f"{variant}, test table",
+        licence="test table",
+        mirrors=parsed,
+    )
+
+
+def entry_named(name: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
+    """The table entry a client names; PayloadError naming the field for anything else."""
+    known = ", ".join(entry.name for entry in entries)
+    if not isinstance(name, str):
+        raise PayloadError(f"name: expected one of {known}, got {name!r}")
+    if "/" in name or "\\" in name or ":" in name:
+        raise PayloadError(f"name: {name!r} looks like a URL or a path; only names from the table: {known}")
+    for entry in entries:
+        if entry.name == name:
+            return entry
+    raise PayloadError(f"name: unknown file {name!r}; choose one of {known}")
+
+
+def entry_for_variant(variant: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
+    return next((entry for entry in entries if entry.variant == variant), entries[0])
+
+
+def default_variant(entries: tuple[ModelFile, ...]) -> str:
+    variants = [entry.variant for entry in entries]
+    return DEFAULT_VARIANT if DEFAULT_VARIANT in variants else variants[0]
+
+
+def models_folder() -> Path:
+    """Where the WebUI looks for checkpoints first: --ckpt-dir, else models/Stable-diffusion."""
+    from modules import sd_models, shared
+
+    return Path(getattr(shared.cmd_opts, "ckpt_dir", None) or sd_models.model_path)
+
+
+# -- jobs ---------------------------------------------------------------------------------------------
+
+# by the job itself, not its id(): a finished job may be dropped and its id() reused by a new one
+_refreshed: dict[DownloadJob, int] = {}  # a job whose checkpoint list refresh has run -> its number
+_watched: set[DownloadJob] = set()
+_lock = threading.Lock()
+
+
+def start(entry: ModelFile) -> DownloadJob:
+    """Start (or join) the download of a table entry; the checkpoint list is refreshed when it is done."""
+    job = start_job(entry, models_folder())
+    with _lock:
+        if job in _watched:
+            return job
+        _watched.add(job)
+    threading.Thread(target=_refresh_when_done, args=(job,), name=f"refresh after {entry.name}", daemon=True).start()
+    return job
+
+
+def _refresh_when_done(job: DownloadJob) -> None:
+    job.wait()
+    if job.snapshot()["status"] == "done":
+        refresh_checkpoints(job)
+
+
+def refresh_checkpoints(job: DownloadJob) -> None:
+    """The WebUI's checkpoint refresh (shared_items.refresh_checkpoints), once per finished job."""
+    with _lock:
+        if job in _refreshed:
+            return
+        _refreshed[job] = len(_refreshed) + 1
+    try:
+        from modules import sd_models
+
+        sd_models.list_models()
+    except Exception:  # noqa: BLE001 - the file is in place; the user's refresh button still works
+        log.exception("Depth2img: refreshing the checkpoint list after the download failed")
+
+
+def table_job(entries: tuple[ModelFile, ...], variant: Any = None) -> DownloadJob | None:
+    """The job to show: a running one of the table, else the selected variant's last one."""
+    jobs = [job for job in (current_job(entry.name) for entry in entries) if job is not None]
+    running = [job for job in jobs if job.running]
+    if running:
+        return running[0]
+    if variant is not None:
+        return current_job(entry_for_variant(variant, entries).name)
+    return None
+
+
+def snapshot(job: DownloadJob) -> dict[str, Any]:
+    state = job.snapshot()
+    with _lock:
+        state["checkpoints_refreshed"] = job in _refreshed
+    return state
+
+
+# -- routes -------------------------------------------------------------------------------------------
+
+
+def _route_table() -> tuple[ModelFile, ...]:
+    from fastapi import HTTPException
+
+    try:
+        return table()
+    except TableError as error:
+        log.error("Depth2img: %s", error)
+        raise HTTPException(
+            status_code=503, detail="depth2img: downloads are unavailable; see the server log"
+        ) from None
+
+
+def post_route(payload: dict[str, Any]) -> dict[str, Any]:
+    """POST /download {"name": ...}: start or join that download; {"name": ..., "cancel": true} cancels it."""
+    from fastapi import HTTPException
+
+    unknown = sorted(set(payload) - set(POST_FIELDS))
+    if unknown:
+        raise PayloadError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(POST_FIELDS)}")
+    cancel = payload.get("cancel", False)
+    if not isinstance(cancel, bool):
+        raise PayloadError(f"cancel: expected true or false, got {cancel!r}")
+    entry = entry_named(payload.get("name"), _route_table())
+    if cancel:
+        job = current_job(entry.name)
+        if job is None:
+            return {"name": entry.name, "file": entry.filename, "status": "idle", "message": "no download to cancel"}
+        job.cancel()
+        job.wait(10)
+        return snapshot(job)
+    job = current_job(entry.name)
+    if not (job and job.running) and local_state(entry, models_folder())["installed"]:
+        raise HTTPException(
+            status_code=409, detail=f"name: {entry.filename} is already installed in the WebUI's checkpoint folder"
+        )
+    return snapshot(start(entry))
+
+
+def get_route() -> dict[str, Any]:
+    """GET /download: every file of the table, whether installed, its .part, and its job's progress."""
+    entries = _route_table()
+    folder = models_folder()
+    files = []
+    for entry in entries:
+        job = current_job(entry.name)
+        files.append({**local_state(entry, folder), "job": snapshot(job) if job else None})
+    return {"files": files, "default": entry_for_variant(default_variant(entries), entries).name}
+
+
+# -- the accordion's offer ----------------------------------------------------------------------------
+
+
+def format_eta(seconds: float) -> str:
+    """As the WebUI's progress bar writes it (javascript/progressbar.js formatTime)."""
+    seconds = int(seconds)
+    if seconds > 3600:
+        return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if seconds > 60:
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"
+    return f"{seconds}s"
+
+
+def progress_bar(fraction: float | None, text: str) -> str:
+    """The WebUI's progress bar markup (style.css .progressDiv/.progress), placed in the flow."""
+    width = 0.0 if fraction is None else max(0.0, min(fraction, 1.0)) * 100
+    background = "" if fraction else "background:transparent;"
+    return (
+        "<div class='progressDiv' style='position:relative;top:0;margin:0.5em 0'>"
+        f"<div class='progress' style='width:{width:.1f}%;{background}'>{html.escape(text)}</div></div>"
+    )
+
+
+def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, *, refresh: int = 0) -> str:
+    """What the offer shows below its buttons for the selected file and its job (if any); `refresh`
+    (not 0) asks the browser to refresh the checkpoint list, once per number."""
+    status = state["status"] if state else "idle"
+    parts: list[str] = []
+    if status in ("running", "checking"):
+        fraction = state.get("fraction")
+        text = "Checking the part downloaded earlier" if status == "checking" else f"Downloading {entry.filename}"
+        if fraction:
+            text += f" {fraction * 100:.0f}%"
+        if status == "running" and state.get("eta"):
+            text += f" ETA: {format_eta(state['eta'])}"
+        parts.append(progress_bar(fraction, text))
+        done = f"{format_bytes(state['bytes'])} of {entry.size_text()}"
+        speed = f", {format_bytes(state['speed'])}/s" if status == "running" and state.get("speed") else ""
+        parts.append(f"<p>{html.escape(done + speed)}</p>")
+    elif status == "done":
+        parts.append(f"<p class='depth2img-ok'>{html.escape(state['message'])}.</p>")
+        steps = [*state.get("notes", []), *state.get("next_steps", [])]
+        parts.append("<ul>" + "".join(f"<li>{html.escape(step)}</li>" for step in steps) + "</ul>")
+    elif status in ("failed", "cancelled"):
+        css = "depth2img-warn" if status == "failed" else "depth2img-note"
+        parts.append(f"<p class='{css}'>{html.escape(state['message'])}</p>")
+    if status not in ("running", "checking", "done"):
+        where = f"Into {folder}, from {urlsplit(hub_endpoint()).netloc}, verified by its SHA-256"
+        parts.append(f"<p>{html.escape(where)}. Licence: {html.escape(entry.licence)}.</p>")
+    return (
+        f"<div class='depth2img-download-state' data-depth2img-status='{status}' "
+        f"data-depth2img-refresh='{int(refresh)}'>{''.join(parts)}</div>"
+    )
+
+
+def button_label(entry: ModelFile, state: dict[str, Any]) -> str:
+    """`state` from local_state."""
+    if state["installed"]:
+        return f"{entry.filename} is installed"
+    if state["partial"]:
+        return f"Resume the download ({format_bytes(state['partial'])} of {entry.size_text()} done)"
+    return f"Download the depth model ({entry.size_text()})"
+
+
+def loaded_model() -> Any:
+    """The model the WebUI has loaded, or None. Unlike `shared.sd_model`, reading
+    `sd_models.model_data.sd_model` never starts loading a checkpoint (which, in a WebUI that has
+    none loaded yet, would load the file just downloaded as a side effect of drawing the offer)."""
+    from modules import sd_models, shared
+
+    data = getattr(sd_models, "model_data", None)
+    return data.sd_model if data is not None else shared.sd_model
+
+
+def depth_checkpoint_needed() -> bool:
+    """No depth model loaded and no depth checkpoint in the WebUI's list."""
+    from .depth_model import is_depth_model
+    from .status import installed_rows
+
+    if is_depth_model(loaded_model()):
+        return False
+    return not any(row.kind.startswith("SD 2 depth") for row in installed_rows())
+
+
+def offer_view(variant: Any, *, refresh: int = 0, check_installed: bool = True) -> tuple[Any, ...]:
+    """Updates for (offer, button, cancel, progress)."""
+    import gradio as gr
+
+    try:
+        entries = table()
+    except TableError as error:
+        text = f"<p class='depth2img-warn'>{html.escape(str(error))}</p>"
+        return gr.update(visible=True), gr.update(visible=False), gr.update(visible=False), text
+    entry = entry_for_variant(variant, entries)
+    job = table_job(entries, variant)
+    state = snapshot(job) if job else None
+    if job is not None and job.entry.name != entry.name:  # another variant is downloading: show that one
+        entry = job.entry
+    running = bool(job and job.running)
+    visible = running or (state is not None and state["status"] == "done") or depth_checkpoint_needed()
+    if not check_installed:  # while following a job: only the job decides
+        visible = True
+    folder = models_folder()
+    local = local_state(entry, folder)
+    return (
+        gr.update(visible=visible),
+        gr.update(
+            value="Downloading…" if running else button_label(entry, local),
+            interactive=not running and not local["installed"],
+            visible=True,
+        ),
+        gr.update(visible=running),
+        progress_html(entry, folder, state, refresh=refresh),
+    )
+
+
+def poll_interval() -> float:
+    """The WebUI's progress period (Settings -> Live previews; progressbar.js polls at it)."""
+    from .options import webui
+
+    milliseconds = webui("live_preview_refresh_period", 1000) or 1000
+    return min(max(float(milliseconds) / 1000.0, 0.02), 5.0)
+
+
+def follow(job: DownloadJob, variant: Any) -> Iterator[tuple[Any, ...]]:
+    """Yield the offer's view while the job runs, and once after; refresh the checkpoint list when
+    it is done, so that the final view's `data-depth2img-refresh` lets the browser refresh too."""
+    while job.running:
+        yield offer_view(variant, check_installed=False)
+        time.sleep(poll_interval())
+    job.wait()
+    refresh = 0
+    if job.snapshot()["status"] == "done":
+        refresh_checkpoints(job)
+        with _lock:
+            refresh = _refreshed.get(job, 0)
+    yield offer_view(variant, refresh=refresh, check_installed=False)
+
+
+def on_download(variant: Any) -> Iterator[tuple[Any, ...]]:
+    """The Download button: start (or join) the selected variant's download and follow it."""
+    try:
+        entries = table()
+    except TableError:
+        yield offer_view(variant)
+        return
+    entry = entry_for_variant(variant, entries)
+    running = table_job(entries)
+    job = running if running is not None and running.running else start(entry)
+    yield from follow(job, variant)
+
+
+def on_status(variant: Any) -> Iterator[tuple[Any, ...]]:
+    """The status line changed (the accordion opened, a refresh): show the offer where it is needed,
+    and follow a download that runs already (started by the route or before a page reload)."""
+    try:
+        job = table_job(table())
+    except TableError:
+        job = None
+    if job is not None and job.running:
+        yield from follow(job, variant)
+    else:
+        yield offer_view(variant)
+
+
+def on_cancel(variant: Any) -> tuple[Any, ...]:
+    try:
+        job = table_job(table(), variant)
+    except TableError:
+        job = None
+    if job is not None:
+        job.cancel()
+        job.wait(10)
+    return offer_view(variant, check_installed=False)
+
+
+def refresh_js(tab: str) -> str:
+    """After a follow: if it saw the download finish, click our status refresh (which then names the
+    installed checkpoint) once per finished download, and, once per finished download for the page
+    (both accordions follow a download), the WebUI's checkpoint refresh button. That one runs
+    list_models() again, which empties and refills the list, so it comes a few seconds later than
+    our status refresh, which reads the list that the server refreshed before the download was shown
+    as done."""
+    progress = element_id(tab, "download_progress")
+    ours = element_id(tab, "refresh")
+    return (
+        "() => { const app = gradioApp(); "
+        f"const done = app.querySelector('#{progress} [data-depth2img-refresh]'); "
+        "const number = done ? done.dataset.depth2imgRefresh : '0'; "
+        "const seen = window.depth2imgRefreshed = window.depth2imgRefreshed || {}; "
+        f"if (number === '0' || seen['{tab} ' + number]) return []; "
+        f"seen['{tab} ' + number] = true; "
+        f"app.getElementById('{ours}')?.click(); "
+        "if (!seen[number]) { seen[number] = true; "
+        f"setTimeout(() => app.getElementById('{WEBUI_REFRESH_BUTTON}')?.click(), {WEBUI_REFRESH_DELAY_MS}); }} "
+        "return []; }"
+    )
+
+
+def build_offer(tab: str, status: Any) -> None:
+    """The offer under the status line: hidden until the status line shows that no depth
+    checkpoint is installed (no start-up cost: the checkpoints are looked at when the accordion opens)."""
+    import gradio as gr
+
+    try:
+        entries = table()
+    except TableError:
+        entries = tuple(entry for entry in MODEL_FILES if entry.model == DEFAULT_MODEL)
+    choices, value = [entry.variant for entry in entries], default_variant(entries)
+    label = button_label(entry_for_variant(value, entries), {"installed": False, "partial": 0})
+    info = "; ".join(f"{entry.variant}: {entry.size_text()} {entry.description}" for entry in entries)
+    if DEFAULT_VARIANT in choices:
+        info += f"; {DEFAULT_VARIANT} gives the same results in the WebUI at half the size"
+    with gr.Column(visible=False, elem_id=element_id(tab, "download"), elem_classes=["depth2img-download"]) as offer:
+        variant = gr.Radio(
+            choices,
+            value=value,
+            label="Depth model file",
+            info=info,
+            elem_id=element_id(tab, "download_variant"),
+        )
+        with gr.Row():
+            button = gr.Button(label, variant="primary", elem_id=element_id(tab, "download_button"))
+            cancel = gr.Button(
+                "Cancel download", variant="stop", visible=False, elem_id=element_id(tab, "download_cancel")
+            )
+        progress = gr.HTML(elem_id=element_id(tab, "download_progress"))
+    outputs = [offer, button, cancel, progress]
+    status.change(fn=on_status, inputs=[variant], outputs=outputs, show_progress=False).then(
+        fn=None, _js=refresh_js(tab)
+    )
+    variant.change(fn=offer_view, inputs=[variant], outputs=outputs, show_progress=False)
+    button.click(fn=on_download, inputs=[variant], outputs=outputs, show_progress=False).then(
+        fn=None, _js=refresh_js(tab)
+    )
+    cancel.click(fn=on_cancel, inputs=[variant], outputs=outputs, show_progress=False)
