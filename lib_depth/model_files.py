@@ -111,7 +111,6 @@ MODEL_FILES: tuple[ModelFile, ...] = (
 )
 
 
-
 def _estimator_files() -> tuple[ModelFile, ...]:
     """The weights of the estimators that need a file (estimators/__init__.py), as table entries
     named like the estimator. Only files with a published SHA-256 are offered for download."""

@@ -321,3 +321,24 @@ def test_depth_anything_from_the_models_folder_and_its_infotext(load_script, dpt
     by_midas = p.depth2img_image_conditioning(image_to_tensor(image))
     assert by_dav2.shape == by_midas.shape == (1, 1, 16, 16) and not torch.allclose(by_dav2, by_midas, atol=0.05)
     assert torch.isfinite(by_dav2).all()
+
+
+def test_the_status_line_never_loads_a_checkpoint(load_script, tmp_path):
+    """shared.sd_model loads the selected checkpoint when none is loaded (modules/shared_items.py
+    sd_model property -> sd_models.model_data.get_sd_model()); the status line reads what is loaded."""
+    from checkpoints import state_dict, write_safetensors
+
+    path = write_safetensors(tmp_path / "512-depth-ema.safetensors", state_dict("depth"))
+    _, fakes = load_script(checkpoints={"d": types.SimpleNamespace(filename=str(path))})
+
+    class LoadingShared(types.ModuleType):
+        @property
+        def sd_model(self):
+            raise AssertionError("reading shared.sd_model would load a checkpoint")
+
+    shared = fakes.modules["modules.shared"]
+    shared.__class__ = LoadingShared
+    fakes.modules["modules.sd_models"].model_data = types.SimpleNamespace(sd_model=None)
+    from lib_depth.webui.status import status_html
+
+    assert "Installed: 512-depth-ema.safetensors" in status_html()

@@ -27,6 +27,20 @@ def is_depth_model(sd_model: Any) -> bool:
     return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
 
 
+def loaded_model() -> Any:
+    """The model the WebUI has loaded, or None. Unlike `shared.sd_model`, reading
+    `sd_models.model_data.sd_model` never starts loading a checkpoint (drawing a status line must
+    not load a 2.85 GB file as a side effect)."""
+    from modules import sd_models, shared
+
+    from .compat import uses_forge_backend
+
+    data = getattr(sd_models, "model_data", None)
+    if data is None or uses_forge_backend():  # Forge's shared.sd_model never loads (it loads on generation)
+        return shared.sd_model
+    return data.sd_model
+
+
 def loaded_name(sd_model: Any) -> str | None:
     return getattr(getattr(sd_model, "sd_checkpoint_info", None), "name_for_extra", None)
 

@@ -324,19 +324,9 @@ def button_label(entry: ModelFile, state: dict[str, Any]) -> str:
     return f"Download the depth model ({entry.size_text()})"
 
 
-def loaded_model() -> Any:
-    """The model the WebUI has loaded, or None. Unlike `shared.sd_model`, reading
-    `sd_models.model_data.sd_model` never starts loading a checkpoint (which, in a WebUI that has
-    none loaded yet, would load the file just downloaded as a side effect of drawing the offer)."""
-    from modules import sd_models, shared
-
-    data = getattr(sd_models, "model_data", None)
-    return data.sd_model if data is not None else shared.sd_model
-
-
 def depth_checkpoint_needed() -> bool:
     """No depth model loaded and no depth checkpoint in the WebUI's list."""
-    from .depth_model import is_depth_model
+    from .depth_model import is_depth_model, loaded_model
     from .status import installed_rows
 
     if is_depth_model(loaded_model()):

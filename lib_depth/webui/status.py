@@ -73,15 +73,13 @@ def as_html(css: str, text: str) -> str:
 
 def status_html() -> str:
     """The accordion's line for the model the WebUI has loaded now."""
-    from modules import shared
-
     from .compat import model_pending_line, unsupported_reason
-    from .depth_model import is_depth_model, loaded_name
+    from .depth_model import is_depth_model, loaded_model, loaded_name
 
     reason = unsupported_reason()
     if reason:
         return as_html("depth2img-warn", reason)
-    sd_model = shared.sd_model
+    sd_model = loaded_model()
     if pending := model_pending_line(sd_model):
         return as_html(*pending)
     if is_depth_model(sd_model):
