@@ -359,6 +359,7 @@ def _download(args: argparse.Namespace) -> int:
             raise ValueError(
                 "no models/Stable-diffusion here: run from the WebUI folder, or give the folder with --to DIR"
             ) from None
+        folder.mkdir(exist_ok=True)  # the WebUI's models/depth2img is ours to create
     else:
         try:
             folder = default_paths()[0]

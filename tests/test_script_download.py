@@ -423,3 +423,43 @@ def test_the_offer_never_starts_loading_a_checkpoint(load_script, models):
         "fp16: 2.85 GB fp16 safetensors; fp32: 5.71 GB fp32 safetensors; ckpt: 5.71 GB original ckpt; "
         "fp16 gives the same results in the WebUI at half the size"
     )
+
+
+def test_a_chosen_estimator_without_weights_is_offered_with_its_licence_then_downloaded(
+    load_script, models, server, monkeypatch
+):
+    """Picking depth-anything-v2-small with no weights shows file, size and licence and a button;
+    only the button downloads (into models/depth2img, verified), after which it is installed."""
+    from lib_depth import model_files
+
+    data = b"weights" * 4096
+    entry = model_files.ModelFile(
+        name="depth-anything-v2-small",
+        model="depth-anything-v2-small",
+        variant="weights",
+        filename="depth_anything_v2_vits.pth",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        kind="estimator",
+        description="test weights",
+        licence="Apache-2.0",
+        mirrors=(model_files.Mirror("hub", "org/dav2", "depth_anything_v2_vits.pth"),),
+    )
+    monkeypatch.setattr(model_files, "estimator_file", lambda name: entry)
+    monkeypatch.setenv("HF_ENDPOINT", server.origin)
+    server.add("/org/dav2/resolve/main/depth_anything_v2_vits.pth", data)
+    module, fakes = load_script(models_path=models.parent)
+    module.Depth2ImgScript().ui(True)
+    by_id = {c.elem_id: c for c in webui_fakes.Component.created if c.elem_id}
+    estimator = by_id["depth2img_img2img_estimator"]
+    view = estimator.listeners["change"][0]["fn"]
+    hidden, _, _ = view("dpt-hybrid")
+    assert hidden["visible"] is False
+    offer, button, text = view("depth-anything-v2-small")
+    assert offer["visible"] is True and button["value"] == f"Download depth_anything_v2_vits.pth ({entry.size_text()})"
+    assert "Licence: <b>Apache-2.0</b>" in text and not (models.parent / "depth2img").exists()  # nothing yet
+    click = by_id["depth2img_img2img_estimator_download_button"].listeners["click"][0]["fn"]
+    views = list(click("depth-anything-v2-small"))
+    assert (models.parent / "depth2img" / "depth_anything_v2_vits.pth").read_bytes() == data
+    final_offer, final_button, final_text = views[-1]
+    assert final_button["visible"] is False and "depth2img-ok" in final_text

@@ -76,11 +76,16 @@ def models_folder() -> Path:
     return Path(paths.models_path)
 
 
+def estimator_folder() -> Path:
+    """Where estimators' weights go: the WebUI's models/depth2img."""
+    return models_folder() / WEIGHTS_SUBDIR
+
+
 def weights_missing(name: str) -> str:
     """What to do when an estimator's weights are not installed, in one message."""
     from ..model_files import estimator_file
 
-    folder = models_folder() / WEIGHTS_SUBDIR
+    folder = estimator_folder()
     try:
         entry = estimator_file(name)
     except ValueError:

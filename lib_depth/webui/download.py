@@ -486,3 +486,83 @@ def build_offer(tab: str, status: Any) -> None:
         fn=None, _js=refresh_js(tab)
     )
     cancel.click(fn=on_cancel, inputs=[variant], outputs=outputs, show_progress=False)
+
+
+# -- estimator weights ----------------------------------------------------------------------------------
+# Picking an estimator whose weights are missing shows what it needs (file, size, licence) and a
+# button: nothing is downloaded until the user confirms with it (never at start-up).
+
+
+def estimator_view(name: Any) -> tuple[Any, ...]:
+    """Updates for (offer, button, progress) of the chosen estimator."""
+    import gradio as gr
+
+    from ..model_files import estimator_file
+    from .depth_model import estimator_folder, installed_estimators, weights_missing
+
+    if not isinstance(name, str) or installed_estimators().get(name, True):
+        job = current_job(name) if isinstance(name, str) else None
+        done = job is not None and job.snapshot()["status"] == "done"
+        text = f"<p class='depth2img-ok'>{html.escape(job.snapshot()['message'])}.</p>" if done else ""
+        return gr.update(visible=done), gr.update(visible=False), text
+    try:
+        entry = estimator_file(name)
+    except ValueError:  # no published hash to verify a download with: the manual steps
+        return gr.update(visible=True), gr.update(visible=False), f"<p>{html.escape(weights_missing(name))}</p>"
+    job = current_job(name)
+    state = job.snapshot() if job else None
+    running = bool(job and job.running)
+    local = local_state(entry, estimator_folder())
+    label = (
+        f"Resume the download ({format_bytes(local['partial'])} of {entry.size_text()} done)"
+        if local["partial"]
+        else f"Download {entry.filename} ({entry.size_text()})"
+    )
+    text = progress_html(entry, estimator_folder(), state)
+    needs = f"<p>{html.escape(name)} needs its weights. Licence: <b>{html.escape(entry.licence)}</b>.</p>"
+    return (
+        gr.update(visible=True),
+        gr.update(value="Downloading…" if running else label, interactive=not running, visible=True),
+        needs + text,
+    )
+
+
+def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
+    """The confirm button: download the chosen estimator's weights into models/depth2img, following it."""
+    from ..model_files import estimator_file
+    from .depth_model import estimator_folder
+
+    try:
+        entry = estimator_file(name)
+    except ValueError:
+        yield estimator_view(name)
+        return
+    try:
+        estimator_folder().mkdir(parents=True, exist_ok=True)  # models/depth2img is ours to create
+    except OSError as error:
+        yield gr_text(f"depth2img: cannot create {estimator_folder()}: {error.strerror or error}")
+        return
+    job = start_job(entry, estimator_folder())
+    while job.running:
+        yield estimator_view(name)
+        time.sleep(poll_interval())
+    job.wait()
+    yield estimator_view(name)
+
+
+def gr_text(message: str) -> tuple[Any, ...]:
+    import gradio as gr
+
+    return gr.update(visible=True), gr.update(visible=False), f"<p class='depth2img-warn'>{html.escape(message)}</p>"
+
+
+def build_estimator_offer(tab: str, estimator: Any) -> None:
+    """Under the estimator choice: what a chosen estimator without weights needs, and a button."""
+    import gradio as gr
+
+    with gr.Column(visible=False, elem_id=element_id(tab, "estimator_download")) as offer:
+        progress = gr.HTML(elem_id=element_id(tab, "estimator_download_progress"))
+        button = gr.Button("Download", variant="primary", elem_id=element_id(tab, "estimator_download_button"))
+    outputs = [offer, button, progress]
+    estimator.change(fn=estimator_view, inputs=[estimator], outputs=outputs, show_progress=False)
+    button.click(fn=on_estimator_download, inputs=[estimator], outputs=outputs, show_progress=False)
