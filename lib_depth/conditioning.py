@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .fields import EDIT_FIELDS
 from .settings import DepthSettings
 from .validation import check_finite, check_latent_size, check_settings_type
 
@@ -193,7 +194,7 @@ def conditioning_key(
     settings = check_settings_argument(settings)
     if not settings.has_edits:
         return (latent_size, None)
-    edits = (settings.invert, settings.near, settings.far, settings.gamma)
+    edits = tuple(getattr(settings, f.name) for f in EDIT_FIELDS if f.name != "blur")  # blur: in samples
     return (latent_size, (*edits, _blur_samples(settings, latent_size, image_size)))
 
 
