@@ -203,7 +203,7 @@ def _depth(args: argparse.Namespace) -> int:
     from .images import image_to_tensor
     from .pairing import expand_image_inputs
     from .progress import Progress
-    from .sequence import sequence_ranges
+    from .sequence import settings_ranges
 
     settings = settings_from_arguments(args)
     progress = Progress()
@@ -244,15 +244,7 @@ def _depth(args: argparse.Namespace) -> int:
     if as_sequence and estimates:
         size = estimates[0][2]
         progress.step(f"normalising {len(estimates)} frame(s) ({settings.normalise})")
-        ranges = sequence_ranges(
-            [depth for _, depth, _ in estimates],
-            size,
-            settings,
-            image_size=size,
-            mode=settings.normalise,
-            time_constant=settings.time_constant,
-            percentile=settings.percentile,
-        )
+        ranges = settings_ranges([depth for _, depth, _ in estimates], size, settings, size)
         for number, ((path, depth, _), depth_range) in enumerate(zip(estimates, ranges, strict=True), start=1):
             counter = f"({number}/{len(estimates)}) " if len(estimates) > 1 else ""
             failed += not _write_depth(args, progress, counter, path, depth, size, settings, depth_range)

@@ -20,7 +20,7 @@ from .depthmap import load_depth_map
 from .estimator import DepthEstimator
 from .geometry import Geometry
 from .images import image_to_tensor
-from .sequence import sequence_ranges
+from .sequence import settings_ranges
 from .settings import DepthSettings
 
 PER_IMAGE = "per image"
@@ -71,15 +71,7 @@ class DepthRun:
         settings = self.settings
         ranges = self.ranges
         if ranges is None and (settings.normalise != PER_IMAGE or settings.percentile):
-            ranges = sequence_ranges(
-                depth,
-                geometry.latent,
-                settings,
-                image_size=geometry.image_size,
-                mode=settings.normalise,
-                time_constant=settings.time_constant,
-                percentile=settings.percentile,
-            )
+            ranges = settings_ranges(depth, geometry.latent, settings, geometry.image_size)
         if ranges is None:
             return depth_to_conditioning(depth, geometry.latent, settings, image_size=geometry.image_size)
         if len(ranges) == 1 and depth.shape[0] > 1:

@@ -45,6 +45,7 @@ __all__ = [
     "cut_scores",
     "scene_cuts",
     "sequence_ranges",
+    "settings_ranges",
 ]
 
 DEFAULT_CUT_THRESHOLD = 0.15
@@ -285,6 +286,25 @@ def sequence_ranges(
         DepthRange(low, high, edited_low, edited_high, computed_for=key)
         for (low, high), (edited_low, edited_high) in zip(raw, edited, strict=True)
     ]
+
+
+def settings_ranges(
+    depths: torch.Tensor | Iterable[torch.Tensor],
+    latent_size: tuple[int, int],
+    settings: DepthSettings,
+    image_size: tuple[int, int] | None = None,
+) -> list[DepthRange]:
+    """`sequence_ranges` with the sequence options the settings carry (normalise, time constant,
+    percentile): what the WebUI and the command line use."""
+    return sequence_ranges(
+        depths,
+        latent_size,
+        settings,
+        image_size=image_size,
+        mode=settings.normalise,
+        time_constant=settings.time_constant,
+        percentile=settings.percentile,
+    )
 
 
 def _pooled(frames: list[torch.Tensor], bounds: list[tuple[float, float]], percentile: float) -> tuple[float, float]:

@@ -6,7 +6,6 @@ that misses fails with Forge's own 9-channel error."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import shutil
 import sys
@@ -17,6 +16,7 @@ import forge_fakes
 import numpy as np
 import pytest
 import torch
+import webui_fakes
 from checkpoints import state_dict, write_safetensors
 from forge_fakes import Img2Img, StableDiffusion2, Txt2Img, hires_conditioning, img2img_init, sample_step
 from PIL import Image
@@ -60,16 +60,12 @@ def load_script(monkeypatch, tmp_path):
 
     def load(kind="forge", sd_model=None, **cmd_opts):
         fakes = forge_fakes.install(monkeypatch, tmp_path, kind=kind, sd_model=sd_model, **cmd_opts)
-        spec = importlib.util.spec_from_file_location("depth2img_forge_under_test", ROOT / "scripts" / "depth2img.py")
-        script_module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(script_module)
         loaded.append(fakes)
-        return script_module, fakes
+        return webui_fakes.import_script("depth2img_forge_under_test"), fakes
 
     yield load
     for fakes in loaded:
-        for undo in fakes.webui.callbacks.registered.get("script_unloaded", []):
-            undo()
+        webui_fakes.unload(fakes.webui)
 
 
 # --- which WebUI ----------------------------------------------------------------------------------

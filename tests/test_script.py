@@ -4,7 +4,6 @@ tabs, process() on processing-object stand-ins, paste-back, settings, routes, un
 
 from __future__ import annotations
 
-import importlib.util
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,16 +73,12 @@ def load_script(monkeypatch):
 
     def load(sd_model=None, checkpoints=None, **cmd_opts):
         fakes = webui_fakes.install(monkeypatch, sd_model=sd_model, checkpoints=checkpoints, **cmd_opts)
-        spec = importlib.util.spec_from_file_location("depth2img_script_under_test", ROOT / "scripts" / "depth2img.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
         loaded.append(fakes)
-        return module, fakes
+        return webui_fakes.import_script(), fakes
 
     yield load
     for fakes in loaded:
-        for undo in fakes.callbacks.registered.get("script_unloaded", []):
-            undo()
+        webui_fakes.unload(fakes)
 
 
 def build_ui(module, fakes, is_img2img: bool):

@@ -5,7 +5,6 @@ and gradio fakes (tests/webui_fakes.py), downloading from a real HTTP server on 
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import time
 import types
@@ -98,16 +97,12 @@ def load_script(monkeypatch):
     def load(**kwargs):
         fakes = webui_fakes.install(monkeypatch, **kwargs)
         fakes.opts.live_preview_refresh_period = 20  # ms: the WebUI's progress period
-        spec = importlib.util.spec_from_file_location("depth2img_script_under_test", ROOT / "scripts" / "depth2img.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
         loaded.append(fakes)
-        return module, fakes
+        return webui_fakes.import_script(), fakes
 
     yield load
     for fakes in loaded:
-        for undo in fakes.callbacks.registered.get("script_unloaded", []):
-            undo()
+        webui_fakes.unload(fakes)
 
 
 class Offer:

@@ -499,3 +499,23 @@ def install(
     Component.created = []
     Context.opened = []
     return WebUI(gr, modules, callbacks, opts, cmd)
+
+
+def import_script(name: str = "depth2img_script_under_test") -> types.ModuleType:
+    """Execute scripts/depth2img.py as the WebUI's script loader does (modules/scripts.py
+    load_scripts: a fresh module per load), against whatever fakes are installed."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[1] / "scripts" / "depth2img.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def unload(webui: WebUI) -> None:
+    """What Reload UI does first: the script_unloaded callbacks (our undo of the MiDaS patch)."""
+    for undo in webui.callbacks.registered.get("script_unloaded", []):
+        undo()

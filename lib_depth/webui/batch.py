@@ -22,7 +22,7 @@ from ..geometry import Geometry
 from ..images import image_to_tensor
 from ..pairing import pair_depth_maps
 from ..run import PER_IMAGE, DepthInputError, DepthRun
-from ..sequence import sequence_ranges
+from ..sequence import settings_ranges
 from ..settings import DepthSettings
 
 BATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # process_batch's allowed_extensions
@@ -171,12 +171,4 @@ def _measure(sequence: BatchSequence, run: DepthRun, geometry: Geometry) -> list
                 images.read(frame), width=geometry.width, height=geometry.height, resize_mode=geometry.resize_mode
             )
             depths.append(run.estimate(image_to_tensor(image.convert("RGB"), name=frame.name)).cpu())
-    return sequence_ranges(
-        depths,
-        geometry.latent,
-        settings,
-        image_size=geometry.image_size,
-        mode=settings.normalise,
-        time_constant=settings.time_constant,
-        percentile=settings.percentile,
-    )
+    return settings_ranges(depths, geometry.latent, settings, geometry.image_size)
