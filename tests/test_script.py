@@ -145,6 +145,26 @@ def test_paste_back_restores_every_infotext_field(load_script):
     assert closed["depth2img_img2img_gamma"] is None  # other controls are left as they are
 
 
+@pytest.mark.parametrize(
+    ("is_img2img", "source", "kept"), [(False, "estimate", "upload"), (True, "reference", "estimate")]
+)
+def test_paste_back_leaves_a_choice_the_tab_does_not_offer(load_script, is_img2img, source, kept):
+    """Live WebUI: img2img's infotext (source=estimate) pasted into txt2img left its source radio with no choice."""
+    module, fakes = load_script()
+    script, components = build_ui(module, fakes, is_img2img)
+    tab = "img2img" if is_img2img else "txt2img"
+    source_field = next(f for f in FIELDS if f.name == "source")
+    assert source not in source_field.choices_for(tab) and by_id(components, "_source").value == kept
+    text = f"source={source}; estimator=depth-anything-v2-small; resolution=266; normalise=shared; gamma=1.5"
+    params = {"Steps": "20", INFOTEXT_KEY: text}
+    restored = {field.component.elem_id: field.function(params) for field in script.infotext_fields}
+    assert restored[f"depth2img_{tab}_source"] is None  # the control keeps its own, valid choice
+    assert restored[f"depth2img_{tab}_enabled-checkbox"] is True
+    assert restored[f"depth2img_{tab}_estimator"] == "depth-anything-v2-small"
+    assert (restored[f"depth2img_{tab}_resolution"], restored[f"depth2img_{tab}_gamma"]) == (266, 1.5)
+    assert restored[f"depth2img_{tab}_normalise"] == "shared"
+
+
 def test_every_option_is_registered_in_the_settings(load_script):
     module, fakes = load_script()
     for register in fakes.callbacks.registered["ui_settings"]:

@@ -42,6 +42,10 @@ class Img2Img:  # StableDiffusionProcessingImg2Img: the fields read, with their 
     init_latent: Any = None
     is_api: bool = False
     extra_generation_params: dict = field(default_factory=dict)
+    comments: dict = field(default_factory=dict)
+
+    def comment(self, text: str) -> None:  # the WebUI shows these under the result (Processed.comments)
+        self.comments[text] = 1
 
 
 def ball_map(step: int) -> Image.Image:
@@ -95,6 +99,11 @@ def test_frames_pair_with_their_maps_and_the_one_without_is_estimated(monkeypatc
 
     assert torch.allclose(results[4], depth_to_conditioning(estimated, (16, 16)), atol=1e-5)
     assert counting.batch_sizes == [1]  # only the frame without a map was estimated
+    # the user is told which frame was estimated (live WebUI: it was estimated without a word)
+    assert list(p.comments) == [
+        "Depth2img: frame_5.png: no depth map (looked for frame_5[-depth|_depth].<image extension>); "
+        "its depth will be estimated"
+    ]
 
 
 def test_a_missing_map_stops_the_batch_with_its_name(monkeypatch, frames, dpt_head):

@@ -162,13 +162,16 @@ def read_weights_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(str(path), device="cpu")
         except Exception as error:  # safetensors raises its own error types for a damaged header
             raise ValueError(f"{path.name}: not a readable safetensors file ({error})") from error
+    # torch.serialization.load, not torch.load: the WebUI replaces torch.load with a checker that knows only
+    # the zip records of 2022 torch; it logs files saved by newer torch (.format_version) and returns None.
+    # weights_only=True is torch's own allowlist (tensors and plain containers), so nothing is left unchecked.
     try:
         try:
-            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            loaded = torch.serialization.load(path, map_location="cpu", weights_only=True, mmap=True)
         except (TypeError, RuntimeError) as error:  # torch < 2.1 has no mmap; the legacy format can't be mapped
             if isinstance(error, RuntimeError) and "mmap" not in str(error):
                 raise
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = torch.serialization.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"{path.name}: refused; it holds more than plain tensors (weights_only load failed: "

@@ -105,6 +105,10 @@ def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None
         if sequence is None:
             sequence = BatchSequence.read(settings.frames_folder, settings.depth_folder, settings.missing_map)
             p.depth2img_batch = sequence
+            # process_batch shows the first frame's Processed, whose comments are taken now: say which
+            # frames are estimated ("estimate" policy) before the first generation, or no one learns it
+            for problem in filter(None, sequence.problems):
+                p.comment(f"Depth2img: {problem}")
         number = sequence.frame_of(p.init_images[0])
     except ValueError as problem:
         return DepthRun(settings, estimator, error=error or f"depth2img: {problem}")

@@ -106,7 +106,7 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
         source = script.components.get(f.mirrors) if f.mirrors and tab in f.tabs else None
         if source is not None:
             source.change(fn=lambda value: value, inputs=[source], outputs=[components[f.name]], show_progress=False)
-    script.infotext_fields = paste_fields(components)
+    script.infotext_fields = paste_fields(components, tab)
     return [components[f.name] for f in FIELDS]
 
 
@@ -131,26 +131,31 @@ def _wire_preview(script, tab, components, color, button, image, status) -> None
     )
 
 
-def pasted(name: str) -> Callable[[dict], Any]:
-    """Reads one field from a pasted infotext's Depth2img parameter; None leaves the control."""
+def pasted(f: Field, tab: str) -> Callable[[dict], Any]:
+    """Reads one field from a pasted infotext's Depth2img parameter; None leaves the control.
+    A choice this tab does not offer (img2img's source=estimate pasted into txt2img) is left out too:
+    the radio would otherwise show no choice at all."""
 
     def read(params: dict) -> Any:
         text = params.get(INFOTEXT_KEY)
         if not text:
             return None
         try:
-            return getattr(DepthSettings.from_infotext(text), name)
+            value = getattr(DepthSettings.from_infotext(text), f.name)
         except ValueError:
             return None
+        if f.kind == "choice" and value not in f.choices_for(tab):
+            return None
+        return value
 
     return read
 
 
-def paste_fields(components: dict[str, Any]) -> list[Any]:
+def paste_fields(components: dict[str, Any], tab: str) -> list[Any]:
     """(component, reader) pairs for infotext paste-back. The accordion opens exactly when the
     infotext has a Depth2img parameter (a callable, so a missing key closes it: refiner.py does so)."""
     from .compat import paste_field
 
     pairs = [(components["enabled"], lambda params: INFOTEXT_KEY in params)]
-    pairs += [(components[f.name], pasted(f.name)) for f in INFOTEXT_FIELDS]
+    pairs += [(components[f.name], pasted(f, tab)) for f in INFOTEXT_FIELDS]
     return [paste_field(component, read) for component, read in pairs]
