@@ -19,5 +19,8 @@ pinned_packages="$("$pinned/bin/python" -c 'import sysconfig; print(sysconfig.ge
 echo "$packages" > "$pinned_packages/zz-test-requirements.pth"
 "$pinned/bin/python" -m pip install -r requirements-webui-pins.txt
 "$pinned/bin/python" -c 'import numpy, PIL, pydantic; print("WebUI pins:", numpy.__version__, PIL.__version__, pydantic.VERSION)'
-# (test_convert.py is all slow, and diffusers, its oracle, does not import on the WebUI's pins)
-"$pinned/bin/python" -m pytest -m "not slow" -p no:cacheprovider --ignore=tests/test_convert.py
+# Left out there: the modules whose oracles are diffusers/transformers releases newer than the WebUI's
+# (they need safetensors >= 0.4.3 and do not import on its pins); the code they check is runtime code
+# that imports neither, and the other tiers exercise it on these pins.
+"$pinned/bin/python" -m pytest -m "not slow" -p no:cacheprovider \
+    --ignore=tests/test_convert.py --ignore=tests/test_convert_errors.py --ignore=tests/test_depth_anything_v2.py
