@@ -519,7 +519,7 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
         else f"Download {entry.filename} ({entry.size_text()})"
     )
     text = progress_html(entry, estimator_folder(), state)
-    needs = f"<p>{html.escape(name)} needs its weights. Licence: <b>{html.escape(entry.licence)}</b>.</p>"
+    needs = f"<p>{html.escape(name)} needs its weights ({html.escape(entry.filename)}, {entry.size_text()}).</p>"
     return (
         gr.update(visible=True),
         gr.update(value="Downloading…" if running else label, interactive=not running, visible=True),

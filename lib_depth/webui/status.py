@@ -63,7 +63,7 @@ def status_line(loaded_depth_model: str | None, rows: list[Any]) -> tuple[str, s
     if broken:
         text += f" Needs attention: {'; '.join(broken)} (python -m lib_depth doctor)."
     if not depth:
-        text += " None is installed; put 512-depth-ema.safetensors into models/Stable-diffusion."
+        text += " None is installed: download it below, or put 512-depth-ema into the WebUI's checkpoint folder."
     return "depth2img-warn", text
 
 
