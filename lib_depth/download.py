@@ -111,10 +111,8 @@ def sources_for(entry: ModelFile, mirror: str | None = None, endpoint: str | Non
 
 def manual_steps(entry: ModelFile, folder: str | os.PathLike) -> str:
     pages = " or ".join(m.page() for m in entry.mirrors)
-    return (
-        f"download {entry.filename} ({entry.size_text()}) by hand from {pages} into {folder}, then check it "
-        f"with `python -m lib_depth doctor --hash` (SHA-256 {entry.sha256})"
-    )
+    check = f", then check it with `python -m lib_depth doctor --hash` (SHA-256 {entry.sha256})" if entry.sha256 else ""
+    return f"download {entry.filename} ({entry.size_text()}) by hand from {pages} into {folder}{check}"
 
 
 class _Retry(Exception):
@@ -193,7 +191,7 @@ def download(
     sources: Sequence[Source],
     target: str | os.PathLike,
     *,
-    sha256: str,
+    sha256: str | None,
     size: int | None = None,
     token: str | None = None,
     token_origin: str | None = None,
@@ -206,8 +204,12 @@ def download(
     disk_usage: Callable[[str], Any] = shutil.disk_usage,
     chunk_size: int = CHUNK_SIZE,
     clock: Callable[[], float] = time.monotonic,
+    on_digest: Callable[[str], None] | None = None,
 ) -> Path:
     """Download `target` from the first source that serves it, verify its SHA-256, move it into place.
+
+    `sha256` None: nothing was published to check against; the file is placed and `on_digest`
+    gets the SHA-256 measured while downloading (to be recorded for the next time).
 
     `token` is sent as a Bearer token only to `token_origin` (scheme://host:port, default the Hub
     endpoint), also after a redirect back to it, never to another host. `manual` is appended to
@@ -215,8 +217,8 @@ def download(
     subclasses with a message for the user; the `.part` stays for the next run to resume.
     """
     target = Path(target)
-    sha256 = sha256.strip().lower()
-    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+    sha256 = sha256.strip().lower() if sha256 is not None else None
+    if sha256 is not None and not re.fullmatch(r"[0-9a-f]{64}", sha256):
         raise DownloadError(f"--sha256: {sha256!r} is not a SHA-256 (64 hex digits)")
     if not sources:
         raise DownloadError(f"no source to download {target.name} from")
@@ -270,7 +272,7 @@ def download(
                     break
             else:
                 raise _all_failed(run, target, manual)
-            return _verify_and_place(run, target, state, sha256)
+            return _verify_and_place(run, target, state, sha256, on_digest)
         finally:
             if not file.closed:
                 file.flush()
@@ -317,7 +319,7 @@ def _lock(file: Any, part: Path) -> None:
         pass
 
 
-def _is_foreign(part: Path, state: Path, sha256: str, size: int | None, say: Callable[[str], None]) -> bool:
+def _is_foreign(part: Path, state: Path, sha256: str | None, size: int | None, say: Callable[[str], None]) -> bool:
     """True when the .part belongs to another file or is longer than the file can be: start over."""
     current = part.stat().st_size
     if not current:
@@ -552,7 +554,9 @@ def _all_failed(run: _Run, target: Path, manual: str | None) -> DownloadError:
     return DownloadError(f"could not download {target.name} from any mirror ({tried}).{kept}{hand}")
 
 
-def _verify_and_place(run: _Run, target: Path, state: Path, sha256: str) -> Path:
+def _verify_and_place(
+    run: _Run, target: Path, state: Path, sha256: str | None, on_digest: Callable[[str], None] | None = None
+) -> Path:
     """Runs with the .part still open and locked (POSIX), so no other download can touch it meanwhile;
     Windows cannot rename an open file, so there it is closed first."""
     run.file.flush()
@@ -560,7 +564,7 @@ def _verify_and_place(run: _Run, target: Path, state: Path, sha256: str) -> Path
     if os.name == "nt":
         run.file.close()
     digest = run.hasher.hexdigest()
-    if digest != sha256:
+    if sha256 is not None and digest != sha256:
         bad = run.part.with_name(run.part.name + "-bad")
         os.replace(run.part, bad)
         state.unlink(missing_ok=True)
@@ -570,6 +574,8 @@ def _verify_and_place(run: _Run, target: Path, state: Path, sha256: str) -> Path
         )
     _move_into_place(run.part, target)
     state.unlink(missing_ok=True)
+    if on_digest is not None:
+        on_digest(digest)
     return target
 
 
@@ -633,6 +639,7 @@ def download_model(
     folder = Path(folder)
     endpoint = hub_endpoint()
     sources = list(sources) if sources is not None else sources_for(entry, mirror, endpoint)
+    measured: list[str] = []
     path = download(
         sources,
         folder / entry.filename,
@@ -641,18 +648,26 @@ def download_model(
         token=token if token is not None else env_token(),
         token_origin=origin(endpoint),
         manual=manual_steps(entry, folder) if entry.mirrors else None,
+        on_digest=measured.append,
         **options,
     )
     notes: list[str] = []
-    from .hashes import remember_sha256
+    from .hashes import record_first_sha256, remember_sha256
 
+    sha256 = entry.sha256 or measured[0]
     try:
-        remember_sha256(path, entry.sha256, cache_file=hash_cache)
+        remember_sha256(path, sha256, cache_file=hash_cache)
+        if entry.sha256 is None:  # trust on first use: the next download is checked against this one
+            record_first_sha256(entry.name, sha256)
+            notes.append(
+                f"no SHA-256 is published for {entry.filename}: this download's ({sha256}) is recorded, and later "
+                "downloads of it are checked against it"
+            )
     except OSError as error:
-        notes.append(f"could not record its hash for the doctor ({error.strerror or error})")
+        notes.append(f"could not record its hash ({error.strerror or error})")
     if entry.kind == "checkpoint" and write_config:
         notes.extend(_prepare_checkpoint(path))
-    return DownloadResult(path, entry.sha256, tuple(notes), tuple(next_steps(entry, path)))
+    return DownloadResult(path, sha256, tuple(notes), tuple(next_steps(entry, path, sha256)))
 
 
 def _prepare_checkpoint(path: Path) -> list[str]:
@@ -675,12 +690,12 @@ def _prepare_checkpoint(path: Path) -> list[str]:
     return [f"wrote {result.written.name} beside it, so any WebUI version loads it as a depth model{moved}"]
 
 
-def next_steps(entry: ModelFile, path: Path) -> list[str]:
+def next_steps(entry: ModelFile, path: Path, sha256: str | None = None) -> list[str]:
     if entry.kind != "checkpoint":
         return [f"{path.name} is ready; the extension finds it in {path.parent}"]
     return [
         "In the WebUI: click the refresh button beside 'Stable Diffusion checkpoint' (top left)",
-        f"select {path.name} [{entry.sha256[:10]}] there",
+        f"select {path.name} [{(sha256 or entry.sha256 or '')[:10]}] there",
         "open img2img and the Depth2img accordion: its status line names the loaded depth model",
     ]
 

@@ -10,7 +10,7 @@ only name an entry of this table, never a URL or a path.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -53,7 +53,7 @@ class ModelFile:
     variant: str  # fp16 | fp32 | ckpt | ...
     filename: str  # the file name it gets on disk
     size: int | None  # exact bytes, None where no published number is known
-    sha256: str
+    sha256: str | None  # None: no published hash; the first download records one (hashes.py)
     kind: str  # checkpoint | estimator (a key of KIND_FOLDERS)
     description: str  # "fp16 safetensors"
     licence: str
@@ -113,14 +113,15 @@ MODEL_FILES: tuple[ModelFile, ...] = (
 
 def _estimator_files() -> tuple[ModelFile, ...]:
     """The weights of the estimators that need a file (estimators/__init__.py), as table entries
-    named like the estimator. Only files with a published SHA-256 are offered for download."""
+    named like the estimator: the first file with a published SHA-256, else the first file (its
+    first download records the hash it measured, and later downloads are checked against that)."""
     from .estimators import ESTIMATORS
 
     entries = []
     for spec in ESTIMATORS.values():
-        weights = next((w for w in spec.weights if w.sha256), None)
-        if weights is None:
+        if not spec.weights:
             continue
+        weights = next((w for w in spec.weights if w.sha256), spec.weights[0])
         entries.append(
             ModelFile(
                 name=spec.name,
@@ -165,6 +166,12 @@ def estimator_file(name: str) -> ModelFile:
     if entry is None:
         known = ", ".join(e.name for e in MODEL_FILES if e.kind == "estimator")
         raise ValueError(f"--estimator: no downloadable weights for {name!r}; known: {known}")
+    if entry.sha256 is None:
+        from .hashes import recorded_first_sha256
+
+        recorded = recorded_first_sha256(entry.name)
+        if recorded:
+            return replace(entry, sha256=recorded)
     return entry
 
 

@@ -685,10 +685,12 @@ def test_the_table_lookups_and_urls(monkeypatch):
     )
     assert variants() == ["fp16", "fp32", "ckpt"]
     assert len({e.name for e in MODEL_FILES}) == len(MODEL_FILES)
-    assert all(len(e.sha256) == 64 and e.kind in ("checkpoint", "estimator") for e in MODEL_FILES)
+    assert all(e.kind == "checkpoint" and len(e.sha256) == 64 for e in MODEL_FILES if e.kind != "estimator")
+    assert all(e.sha256 is None or len(e.sha256) == 64 for e in MODEL_FILES)
     assert [e.name for e in MODEL_FILES if e.kind == "estimator"] == [
         "depth-anything-v2-small",
         "depth-anything-v2-base",
+        "depth-anything-v2-large",  # no published hash: its first download records one
     ]
     assert official_by_sha256(model_file(variant="ckpt").sha256.upper()).filename == "512-depth-ema.ckpt"
     for hostile in ("../../etc/passwd", "https://evil.example/x.safetensors", "512-depth-ema-fp16.safetensors"):
@@ -745,3 +747,43 @@ def test_estimator_weights_come_from_the_registry_into_models_depth2img(tmp_path
     monkeypatch.setattr("lib_depth.download.download_model", fake_download)
     assert cli.main(["download", "--estimator", "depth-anything-v2-small"]) == 2
     assert seen["entry"] is entry and Path(seen["folder"]).resolve() == (tmp_path / "models" / "depth2img").resolve()
+
+
+def test_a_file_without_a_published_hash_records_its_first_download_and_checks_the_next(server, tmp_path, monkeypatch):
+    """Trust on first use: the large Depth Anything V2 has no published SHA-256. The first download is
+    placed and its hash recorded; a later download that serves other bytes is refused."""
+    from lib_depth import model_files
+    from lib_depth.download import download_model
+    from lib_depth.hashes import recorded_first_sha256
+
+    entry = model_files.ModelFile(
+        name="depth-anything-v2-large",
+        model="depth-anything-v2-large",
+        variant="weights",
+        filename="depth_anything_v2_vitl.pth",
+        size=None,
+        sha256=None,
+        kind="estimator",
+        description="test weights",
+        licence="CC-BY-NC-4.0",
+        mirrors=(model_files.Mirror("hub", "org/large", "depth_anything_v2_vitl.pth"),),
+    )
+    monkeypatch.setattr(model_files, "MODEL_FILES", (entry,))
+    monkeypatch.setenv("HF_ENDPOINT", server.origin)
+    server.add("/org/large/resolve/main/depth_anything_v2_vitl.pth", DATA)
+    first = download_model(entry, tmp_path, policy=RetryPolicy(attempts=1), sleep=lambda s: None)
+    assert first.path.read_bytes() == DATA and first.sha256 == hashlib.sha256(DATA).hexdigest()
+    assert any("no SHA-256 is published" in note for note in first.notes)
+    assert recorded_first_sha256("depth-anything-v2-large") == first.sha256
+    assert model_files.estimator_file("depth-anything-v2-large").sha256 == first.sha256  # checked from now on
+
+    first.path.rename(tmp_path / "kept.pth")
+    server.add("/org/large/resolve/main/depth_anything_v2_vitl.pth", DATA[:-1] + b"X")  # a changed file
+    with pytest.raises(ChecksumMismatch):
+        download_model(
+            model_files.estimator_file("depth-anything-v2-large"),
+            tmp_path,
+            policy=RetryPolicy(attempts=1),
+            sleep=lambda s: None,
+        )
+    assert not (tmp_path / "depth_anything_v2_vitl.pth").exists()
