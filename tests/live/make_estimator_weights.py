@@ -1,7 +1,7 @@
-"""Random-weight Depth Anything V2 Small weights for a test WebUI's models/depth2img folder, in the
-original release layout (depth_anything_v2_vits.pth) and, with --hf, the Hugging Face layout.
+"""Random-weight Depth Anything V2 weights for a test WebUI's models/depth2img folder, in the
+original release layout (depth_anything_v2_vit{s,b,l}.pth) and, with --hf, the Hugging Face layout.
 
-    python tests/live/make_estimator_weights.py /path/to/webui/models/depth2img [--hf]
+    python tests/live/make_estimator_weights.py /path/to/webui/models/depth2img [--encoder vits|vitb|vitl] [--hf]
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--encoder", choices=["vits", "vitb", "vitl"], default="vits", help="small, base, large")
     parser.add_argument("--hf", action="store_true", help="also the Hugging Face layout, as safetensors")
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = build_depth_anything_v2("vits")
+    model = build_depth_anything_v2(args.encoder)
     with torch.no_grad():  # a varied, positive map through the final ReLU
         model.depth_head.scratch.output_conv2[2].bias.fill_(0.5)
     args.folder.mkdir(parents=True, exist_ok=True)
-    target = args.folder / "depth_anything_v2_vits.pth"
+    target = args.folder / f"depth_anything_v2_{args.encoder}.pth"
     if target.exists():
         raise SystemExit(f"{target} exists; not overwritten")
     torch.save(model.state_dict(), target)
@@ -33,7 +34,7 @@ def main() -> None:
     if args.hf:
         from safetensors.torch import save_file
 
-        hf = args.folder / "depth_anything_v2_vits-hf.safetensors"
+        hf = args.folder / f"depth_anything_v2_{args.encoder}-hf.safetensors"
         save_file({k: v.contiguous() for k, v in original_to_hf(model.state_dict()).items()}, str(hf))
         print(hf)
 
