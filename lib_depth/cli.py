@@ -78,7 +78,7 @@ def _written(requested: Path, written: Path, source: Path | None = None) -> str:
 def _preview(args: argparse.Namespace) -> int:
     from .conditioning import depth_to_conditioning
     from .depthmap import colorize, conditioning_to_previews, depth_to_tensor, load_depth_map, save_png
-    from .geometry import fit_depth
+    from .geometry import Geometry, generation_size
     from .images import check_pixels
 
     settings = settings_from_arguments(args)
@@ -89,9 +89,9 @@ def _preview(args: argparse.Namespace) -> int:
     depth = load_depth_map(args.depth_map, name="depth map")
     requested_width, requested_height = args.width or depth.shape[1], args.height or depth.shape[0]
     check_pixels(requested_width, requested_height, "--width/--height")
-    width, height = requested_width - requested_width % 8, requested_height - requested_height % 8
-    fitted = fit_depth(depth, width, height, RESIZE_MODES[args.resize_mode])
-    conditioning = depth_to_conditioning(depth_to_tensor(fitted), (height // 8, width // 8), settings)
+    width, height = generation_size(requested_width, requested_height, "--width/--height")
+    geometry = Geometry.for_size(width, height, RESIZE_MODES[args.resize_mode])
+    conditioning = depth_to_conditioning(depth_to_tensor(geometry.fit(depth)), geometry.latent, settings)
     preview = conditioning_to_previews(conditioning, (height, width))[0]
     output = save_png(colorize(preview) if args.color else preview, args.output)
     print(f"{_written(args.output, output, args.depth_map)}: the depth a {width}x{height} generation gets")

@@ -14,10 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .validation import MIN_IMAGE_SIDE
+
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE = 0, 1, 2, 3
 RESIZE_MODES = (JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE)
 LATENT_FACTOR = 8  # the VAE's downscale: the UNet sees width/8 x height/8
-MIN_GENERATION_SIDE = 64
 
 
 def generation_size(width: object, height: object, name: str = "width/height") -> tuple[int, int]:
@@ -26,8 +27,8 @@ def generation_size(width: object, height: object, name: str = "width/height") -
     for value in (width, height):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise ValueError(f"{name}: expected whole numbers of pixels, got {width!r}x{height!r}")
-    if width < MIN_GENERATION_SIDE or height < MIN_GENERATION_SIDE:
-        raise ValueError(f"{name}: {width}x{height} is too small; at least {MIN_GENERATION_SIDE}x{MIN_GENERATION_SIDE}")
+    if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
+        raise ValueError(f"{name}: {width}x{height} is too small; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
     return int(width) - int(width) % LATENT_FACTOR, int(height) - int(height) % LATENT_FACTOR
 
 
