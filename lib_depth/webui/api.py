@@ -16,9 +16,10 @@ from typing import Any, Callable
 from fastapi import APIRouter, Body, Depends, HTTPException
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 
-from ..fields import ARG_NAMES, BY_NAME
+from ..fields import ARG_NAMES
 from ..geometry import RESIZE_MODES, generation_size
 from ..settings import DepthSettings
+from .args import refuse_server_folders
 from .payload import PayloadError, decode_image, encode_png
 
 log = logging.getLogger("sd-webui-depth2img")
@@ -46,9 +47,7 @@ def parse_estimate_request(payload: dict[str, Any], **limits: int) -> EstimateRe
     settings_values = payload.get("settings") or {}
     if not isinstance(settings_values, dict):
         raise PayloadError("settings: expected an object")
-    server_paths = [name for name in settings_values if name in BY_NAME and not BY_NAME[name].api]
-    if server_paths:
-        raise PayloadError(f"settings: {server_paths[0]}: only the WebUI's Batch tab reads a server folder")
+    refuse_server_folders(settings_values, "settings: ", even_empty=True)
     try:
         settings = DepthSettings.from_dict(settings_values)
     except ValueError as error:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
@@ -21,6 +21,18 @@ class ScriptRequest:
 
 
 MAX_MAPS = 256  # depth maps in one request
+SERVER_FOLDER_FIELDS = tuple(f.name for f in FIELDS if not f.api)  # the Batch tab's own fields
+
+
+def refuse_server_folders(values: Mapping[str, Any], prefix: str, *, even_empty: bool = False) -> None:
+    """Over the API no field names a server folder. The script's slots come filled with the UI's
+    empty defaults, so there only a value counts; a request body naming the field at all is refused."""
+    for name in SERVER_FOLDER_FIELDS:
+        if name in values and (even_empty or values[name]):
+            raise PayloadError(
+                f"{prefix}{name}: only the WebUI's Batch tab reads a server folder; over the API send the "
+                "depth maps as base64 in image (a list: one per init image)"
+            )
 
 
 def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: int) -> ScriptRequest:
@@ -41,11 +53,7 @@ def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: in
     image = values.pop("image", None)  # the one field that is not a setting (fields.py)
     values = {name: value for name, value in values.items() if value is not None}
     if is_api:
-        for name in (f.name for f in FIELDS if not f.api and values.get(f.name)):
-            raise PayloadError(
-                f"depth2img: {name}: only the WebUI's Batch tab reads a server folder; over the API send the "
-                "depth maps as base64 in image (a list: one per init image)"
-            )
+        refuse_server_folders(values, "depth2img: ")
     try:
         settings = DepthSettings(**values)
     except ValueError as error:

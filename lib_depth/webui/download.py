@@ -144,7 +144,7 @@ def default_variant(entries: tuple[ModelFile, ...]) -> str:
     return DEFAULT_VARIANT if DEFAULT_VARIANT in variants else variants[0]
 
 
-def models_folder() -> Path:
+def checkpoint_folder() -> Path:
     """Where the WebUI looks for checkpoints first: --ckpt-dir, else models/Stable-diffusion."""
     from modules import sd_models, shared
 
@@ -161,7 +161,7 @@ _lock = threading.Lock()
 
 def start(entry: ModelFile) -> DownloadJob:
     """Start (or join) the download of a table entry; the checkpoint list is refreshed when it is done."""
-    job = start_job(entry, models_folder())
+    job = start_job(entry, checkpoint_folder())
     with _lock:
         if job in _watched:
             return job
@@ -242,7 +242,7 @@ def post_route(payload: dict[str, Any]) -> dict[str, Any]:
         job.wait(10)
         return snapshot(job)
     job = current_job(entry.name)
-    if not (job and job.running) and local_state(entry, models_folder())["installed"]:
+    if not (job and job.running) and local_state(entry, checkpoint_folder())["installed"]:
         raise HTTPException(
             status_code=409, detail=f"name: {entry.filename} is already installed in the WebUI's checkpoint folder"
         )
@@ -252,7 +252,7 @@ def post_route(payload: dict[str, Any]) -> dict[str, Any]:
 def get_route() -> dict[str, Any]:
     """GET /download: every file of the table, whether installed, its .part, and its job's progress."""
     entries = _route_table()
-    folder = models_folder()
+    folder = checkpoint_folder()
     files = []
     for entry in entries:
         job = current_job(entry.name)
@@ -352,7 +352,7 @@ def offer_view(variant: Any, *, refresh: int = 0, check_installed: bool = True) 
     visible = running or (state is not None and state["status"] == "done") or depth_checkpoint_needed()
     if not check_installed:  # while following a job: only the job decides
         visible = True
-    folder = models_folder()
+    folder = checkpoint_folder()
     local = local_state(entry, folder)
     return (
         gr.update(visible=visible),
