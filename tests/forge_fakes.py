@@ -218,32 +218,15 @@ class ForgeConditioning:
 
 
 @dataclass
-class Img2Img(ForgeConditioning):
+class Img2Img(ForgeConditioning, webui_fakes.Img2Img):
     """StableDiffusionProcessingImg2Img: the fields read (processing.py:1640-1700)."""
-
-    sd_model: Any = None
-    init_images: list = field(default_factory=list)
-    width: int = 128
-    height: int = 128
-    resize_mode: int = 0
-    image_mask: Any = None
-    inpainting_fill: int = 0
-    paste_to: tuple | None = None
-    init_latent: torch.Tensor | None = None
-    is_api: bool = False
-    extra_generation_params: dict = field(default_factory=dict)
 
 
 @dataclass
-class Txt2Img(ForgeConditioning):
+class Txt2Img(ForgeConditioning, webui_fakes.Txt2Img):
     """StableDiffusionProcessingTxt2Img: no init_images; is_hr_pass set by sample_hr_pass (:1430)."""
 
-    sd_model: Any = None
-    width: int = 128
-    height: int = 96
     is_hr_pass: bool = False
-    is_api: bool = False
-    extra_generation_params: dict = field(default_factory=dict)
 
 
 def img2img_init(p: Img2Img, images: torch.Tensor) -> torch.Tensor:

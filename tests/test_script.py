@@ -5,9 +5,7 @@ tabs, process() on processing-object stand-ins, paste-back, settings, routes, un
 from __future__ import annotations
 
 import types
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -42,28 +40,7 @@ class LatentDiffusion(torch.nn.Module):
     dtype = torch.float32
 
 
-@dataclass
-class Img2Img:  # StableDiffusionProcessingImg2Img (modules/processing.py): the fields read, class defaults
-    sd_model: Any
-    init_images: list
-    width: int = 128
-    height: int = 128
-    resize_mode: int = 0
-    image_mask: Any = None
-    inpainting_fill: int = 0
-    paste_to: tuple | None = None
-    init_latent: torch.Tensor | None = None
-    is_api: bool = False
-    extra_generation_params: dict = field(default_factory=dict)
-
-
-@dataclass
-class Txt2Img:  # StableDiffusionProcessingTxt2Img has no init_images
-    sd_model: Any
-    width: int = 128
-    height: int = 96
-    is_api: bool = False
-    extra_generation_params: dict = field(default_factory=dict)
+Img2Img, Txt2Img = webui_fakes.Img2Img, webui_fakes.Txt2Img  # the processing objects
 
 
 @pytest.fixture

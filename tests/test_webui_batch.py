@@ -4,9 +4,6 @@ frame, the same processing object throughout. WebUI modules: tests/webui_fakes.p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 import pytest
 import torch
@@ -30,22 +27,7 @@ class LatentDepth2ImageDiffusion(torch.nn.Module):
         self.dtype = torch.float32
 
 
-@dataclass
-class Img2Img:  # StableDiffusionProcessingImg2Img: the fields read, with their class defaults
-    sd_model: Any
-    init_images: list = field(default_factory=list)
-    width: int = SIZE
-    height: int = SIZE
-    resize_mode: int = 0
-    image_mask: Any = None
-    inpainting_fill: int = 0
-    init_latent: Any = None
-    is_api: bool = False
-    extra_generation_params: dict = field(default_factory=dict)
-    comments: dict = field(default_factory=dict)
-
-    def comment(self, text: str) -> None:  # the WebUI shows these under the result (Processed.comments)
-        self.comments[text] = 1
+Img2Img = webui_fakes.Img2Img  # StableDiffusionProcessingImg2Img, as far as the glue reads it
 
 
 def ball_map(step: int) -> Image.Image:

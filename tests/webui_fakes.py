@@ -427,6 +427,40 @@ def _sd_models(
     return sd_models
 
 
+# --- modules/processing.py: the processing objects, as far as the glue reads them --------------------
+@dataclass
+class Img2Img:
+    """StableDiffusionProcessingImg2Img: the fields the glue reads, with the class defaults
+    (inpainting_fill 0 is "fill"); comment() as StableDiffusionProcessing has it."""
+
+    sd_model: Any = None
+    init_images: list = field(default_factory=list)
+    width: int = 128
+    height: int = 128
+    resize_mode: int = 0
+    image_mask: Any = None
+    inpainting_fill: int = 0
+    paste_to: tuple | None = None
+    init_latent: Any = None
+    is_api: bool = False
+    extra_generation_params: dict = field(default_factory=dict)
+    comments: dict = field(default_factory=dict)
+
+    def comment(self, text: str) -> None:  # shown under the result (Processed.comments)
+        self.comments[text] = 1
+
+
+@dataclass
+class Txt2Img:
+    """StableDiffusionProcessingTxt2Img: no init_images."""
+
+    sd_model: Any = None
+    width: int = 128
+    height: int = 96
+    is_api: bool = False
+    extra_generation_params: dict = field(default_factory=dict)
+
+
 # --- the whole set -----------------------------------------------------------------------------------
 @dataclass
 class WebUI:
