@@ -177,3 +177,15 @@ def test_the_batch_tab_normalised_together_estimates_each_frame_once(monkeypatch
     process(p, args)
     alone = p.depth2img_image_conditioning(image_to_tensor(other))
     assert float(alone.min()) == -1.0 and float(alone.max()) == 1.0
+
+
+def test_a_sequence_longer_than_the_cache_setting_is_still_estimated_once(monkeypatch, frames, dpt_head):
+    """ "Depth cache size" 2 and five frames normalised together: the batch keeps every frame's
+    estimate, so each frame is estimated once, not again by its generation."""
+    counting = CountingModule(dpt_head)
+    model = LatentDepth2ImageDiffusion(counting)
+    webui = webui_fakes.install(monkeypatch, sd_model=model)
+    webui.opts.depth2img_cache_entries = 2
+    frames_dir, _ = frames
+    _, results = run_batch(webui, model, frames_dir, [{"frames_folder": str(frames_dir), "normalise": "shared"}])
+    assert len(results) == 5 and sum(counting.batch_sizes) == 5

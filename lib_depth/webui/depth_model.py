@@ -133,12 +133,25 @@ def depth_network(sd_model: Any, settings: DepthSettings) -> tuple[Any, str, boo
     return _loaded[key], f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}", False
 
 
+_applied_cache_entries: list[int] = []  # the setting last applied to CACHE
+
+
+def apply_cache_option() -> None:
+    """Apply "Depth cache size" when it changed. Not on every generation: a Batch-tab sequence raises
+    the size for its frames (batch.keep_frames_cached), and shrinking it back before each frame would
+    evict the estimates its frames are about to use."""
+    wanted = int(options.read("depth2img_cache_entries"))
+    if _applied_cache_entries != [wanted]:
+        CACHE.resize(wanted, CACHE.max_bytes)
+        _applied_cache_entries[:] = [wanted]
+
+
 def make_estimator(sd_model: Any, settings: DepthSettings | None = None) -> DepthEstimator:
     """The chosen estimator's network with the shared cache, placed by the user's options."""
     from modules import devices
 
     settings = settings or DepthSettings()
-    CACHE.resize(int(options.read("depth2img_cache_entries")), CACHE.max_bytes)
+    apply_cache_option()
     device = "cpu" if options.read("depth2img_device") == "cpu" else devices.device
     network, key, managed = depth_network(sd_model, settings)
     offload = bool(options.read("depth2img_offload"))
