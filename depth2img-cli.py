@@ -12,11 +12,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from lib_depth.bootstrap import add_import_paths  # noqa: E402
+from lib_depth.cli.bootstrap import add_import_paths  # noqa: E402
 
 add_import_paths(HERE)
 
-from lib_depth.cli import main  # noqa: E402
+from lib_depth.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -44,7 +44,7 @@ def build(name: str) -> torch.nn.Module:
         from models import build_random_dpt_hybrid
 
         return build_random_dpt_hybrid()
-    from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+    from lib_depth.depth.estimators.depth_anything_v2 import build_depth_anything_v2
 
     encoder = {"small": "vits", "base": "vitb", "large": "vitl"}[name.rsplit("-", 1)[1]]
     torch.manual_seed(0)
@@ -56,7 +56,7 @@ def measure(name: str, resolution: int, width: int, height: int, repeats: int, t
     from scenes import make_scene
 
     from lib_depth import DepthEstimator, image_to_tensor
-    from lib_depth.estimators import get_estimator
+    from lib_depth.depth.estimators import get_estimator
 
     torch.set_num_threads(threads)
     model = build(name)

@@ -25,8 +25,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from sequences import approaching_object, background_flicker, background_mask, write_depth_maps  # noqa: E402
 
 from lib_depth import DepthSettings, depth_to_tensor, load_depth_map  # noqa: E402
-from lib_depth.pairing import expand_image_inputs  # noqa: E402
-from lib_depth.sequence import DEFAULT_TIME_CONSTANT, conditioning_sequence  # noqa: E402
+from lib_depth.conditioning import conditioning_sequence  # noqa: E402
+from lib_depth.io.pairing import expand_image_inputs  # noqa: E402
+from lib_depth.normalise import DEFAULT_TIME_CONSTANT  # noqa: E402
 
 ROWS = [
     ("per image", {"mode": "per image"}),

@@ -24,7 +24,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 from sequences import approaching_object, other_shot  # noqa: E402
 
 from lib_depth import conditioning_to_previews  # noqa: E402
-from lib_depth.sequence import DEFAULT_TIME_CONSTANT, conditioning_sequence, scene_cuts, sequence_ranges  # noqa: E402
+from lib_depth.conditioning import conditioning_sequence  # noqa: E402
+from lib_depth.normalise import DEFAULT_TIME_CONSTANT, scene_cuts, sequence_ranges  # noqa: E402
 
 SIZE = 512
 LATENT = (SIZE // 8, SIZE // 8)

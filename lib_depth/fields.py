@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
+from .depth.estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
 
 INFOTEXT_KEY = "Depth2img"
 NORMALISE_MODES = ("per image", "shared", "smoothed")  # sequence.py implements them

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .conditioning import DepthRange, depth_to_conditioning
-from .depthmap import load_depth_map
-from .estimator import DepthEstimator
+from .conditioning import depth_to_conditioning
+from .depth.estimator import DepthEstimator
 from .geometry import Geometry
-from .images import image_to_tensor
-from .sequence import settings_ranges
+from .io.depthmap import load_depth_map
+from .io.images import image_to_tensor
+from .normalise import DepthRange, settings_ranges
 from .settings import DepthSettings
 
 PER_IMAGE = "per image"

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-from .estimators import get_estimator
+from .depth.estimators import get_estimator
 from .fields import EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
 
 __all__ = ["INFOTEXT_KEY", "DepthSettings"]
@@ -135,3 +135,17 @@ def _parse(f: Field, raw: str) -> Any:
         except ValueError:
             raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be a number, got {raw!r}") from None
     return raw
+
+
+def check_settings_type(value: object, name: str = "settings") -> object:
+    """`value` if it is a DepthSettings (or None for the defaults); ValueError naming what it is
+    otherwise (a dict of settings, for example, says how to build one)."""
+    if value is None or isinstance(value, DepthSettings):
+        return value
+    hint = "; build one with DepthSettings(**values)" if isinstance(value, dict) else ""
+    raise ValueError(f"{name}: expected a DepthSettings or None, got {type(value).__name__}{hint}")
+
+
+def check_settings_argument(settings: object) -> DepthSettings:
+    """The settings, None meaning the defaults; anything else is a ValueError naming it."""
+    return check_settings_type(settings) or DepthSettings()

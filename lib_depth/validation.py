@@ -67,17 +67,6 @@ def check_latent_size(value: object, name: str = "latent_size") -> tuple[int, in
     return sides[0], sides[1]
 
 
-def check_settings_type(value: object, name: str = "settings") -> object:
-    """`value` if it is a DepthSettings (or None for the defaults); ValueError naming what it is
-    otherwise (a dict of settings, for example, says how to build one)."""
-    from .settings import DepthSettings
-
-    if value is None or isinstance(value, DepthSettings):
-        return value
-    hint = "; build one with DepthSettings(**values)" if isinstance(value, dict) else ""
-    raise ValueError(f"{name}: expected a DepthSettings or None, got {type(value).__name__}{hint}")
-
-
 def _describe(value: object) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from lib_depth.checkpoint import CONTEXT_KEY, DEPTH_KEY, SDXL_KEY, UNET_INPUT_KEY
+from lib_depth.models.checkpoint import CONTEXT_KEY, DEPTH_KEY, SDXL_KEY, UNET_INPUT_KEY
 
 SD2_TEXT_KEY = "cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"
 

@@ -15,7 +15,7 @@ from checkpoints import (
     write_safetensors,
 )
 
-from lib_depth.checkpoint import depth_model_state_dict, inspect_checkpoint
+from lib_depth.models.checkpoint import depth_model_state_dict, inspect_checkpoint
 
 
 @pytest.mark.parametrize(

@@ -82,9 +82,9 @@ def test_depth_with_depth_anything_weights_given_as_a_file(tmp_path):
     from safetensors.torch import save_file
     from scenes import make_scene
 
-    from lib_depth.cli import main
-    from lib_depth.estimators.dav2_weights import original_to_hf
-    from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+    from lib_depth.cli.main import main
+    from lib_depth.depth.estimators.dav2_weights import original_to_hf
+    from lib_depth.depth.estimators.depth_anything_v2 import build_depth_anything_v2
 
     torch.manual_seed(0)
     model = build_depth_anything_v2("vits")

@@ -18,9 +18,9 @@ from scenes import make_scene
 from test_midas import depth_checkpoint  # noqa: F401  (fixture)
 
 from lib_depth import DepthSettings, conditioning_to_previews, depth_to_conditioning, depth_to_tensor, load_depth_map
-from lib_depth.cli import main
+from lib_depth.cli.main import main
+from lib_depth.cli.progress import Progress
 from lib_depth.geometry import CROP_AND_RESIZE, JUST_RESIZE, RESIZE_AND_FILL, fit_depth
-from lib_depth.progress import Progress
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -268,7 +268,7 @@ def test_depth_shows_its_steps_on_a_terminal_and_keeps_stdout_clean(tmp_path, de
 def test_the_limit_given_to_one_command_does_not_outlive_it(tmp_path, monkeypatch):
     import os
 
-    from lib_depth.images import MAX_MEGAPIXELS_VARIABLE
+    from lib_depth.io.images import MAX_MEGAPIXELS_VARIABLE
 
     monkeypatch.delenv(MAX_MEGAPIXELS_VARIABLE, raising=False)
     source = depth_map(tmp_path / "m.png")

@@ -17,9 +17,9 @@ import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, DPTConfig, DPTForDepthEstimation
 
-from lib_depth.cli import main as cli_main
-from lib_depth.convert import ConversionError, convert_pipeline, write_checkpoint
-from lib_depth.doctor import examine
+from lib_depth.cli.main import main as cli_main
+from lib_depth.models.convert import ConversionError, convert_pipeline, write_checkpoint
+from lib_depth.models.doctor import examine
 
 pytestmark = pytest.mark.slow  # builds tiny pipelines plus a full-size DPT-Hybrid
 
@@ -139,7 +139,7 @@ def build_ldm_model(config):
     from ldm.util import instantiate_from_config
     from omegaconf import OmegaConf
 
-    from lib_depth.midas import offline_load_model
+    from lib_depth.depth.midas import offline_load_model
 
     original = midas_api.load_model
     midas_api.load_model = offline_load_model(original, original, midas_api.ISL_PATHS, lambda: True)

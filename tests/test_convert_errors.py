@@ -11,8 +11,8 @@ import pytest
 import torch
 from test_convert import pipeline, tiny_arch  # noqa: F401  (fixtures)
 
-from lib_depth import convert
-from lib_depth.cli import main as cli_main
+from lib_depth.cli.main import main as cli_main
+from lib_depth.models import convert
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def test_unwritable_output_folder(copy, tmp_path, capsys, monkeypatch, no_weight
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("lib_depth.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("lib_depth.io.files.tempfile.mkstemp", refuse)
     code, err = run(capsys, copy, tmp_path / "ro" / "out.safetensors")
     assert code == 2 and "cannot write to" in err and "ro (Permission denied)" in err
 

@@ -16,11 +16,11 @@ import pytest
 import torch
 from checkpoints import state_dict, write_ckpt, write_safetensors
 
-from lib_depth import checkpoint as checkpoint_module
-from lib_depth import cli
-from lib_depth.checkpoint import inspect_checkpoint
-from lib_depth.doctor import examine, scan_checkpoints
-from lib_depth.model_config import check_depth_config, config_path_for
+from lib_depth.cli import main as cli
+from lib_depth.models import checkpoint as checkpoint_module
+from lib_depth.models.checkpoint import inspect_checkpoint
+from lib_depth.models.doctor import examine, scan_checkpoints
+from lib_depth.models.model_config import check_depth_config, config_path_for
 
 WEB_PAGE = "this looks like a web page: the download saved an HTML page instead of the file"
 

@@ -17,13 +17,13 @@ from ldm.modules.midas.midas.transforms import NormalizeImage, PrepareForNet, Re
 from safetensors.torch import save_file
 from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config
 
-from lib_depth.estimator import run_depth_model
-from lib_depth.estimators.dav2_weights import (
+from lib_depth.depth.estimator import run_depth_model
+from lib_depth.depth.estimators.dav2_weights import (
     hf_to_original,
     load_depth_anything_v2,
     original_to_hf,
 )
-from lib_depth.estimators.depth_anything_v2 import (
+from lib_depth.depth.estimators.depth_anything_v2 import (
     CONFIGS,
     DAv2Config,
     DepthAnythingV2,

@@ -16,7 +16,7 @@ from lib_depth import (
     image_to_tensor,
     load_depth_map,
 )
-from lib_depth.depthmap import save_png
+from lib_depth.io.depthmap import save_png
 
 
 @pytest.fixture

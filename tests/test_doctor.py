@@ -11,8 +11,8 @@ import torch
 from checkpoints import state_dict, truncate, write_ckpt, write_safetensors
 from test_model_config import SD2_INFERENCE
 
-from lib_depth.doctor import examine, find_checkpoints
-from lib_depth.model_config import BUNDLED_CONFIG, config_path_for
+from lib_depth.models.doctor import examine, find_checkpoints
+from lib_depth.models.model_config import BUNDLED_CONFIG, config_path_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,8 +14,9 @@ import diskcache
 import pytest
 from checkpoints import state_dict, write_ckpt, write_safetensors
 
-from lib_depth import cli, model_files
-from lib_depth.model_files import ModelFile, model_file
+from lib_depth.cli import main as cli
+from lib_depth.models import model_files
+from lib_depth.models.model_files import ModelFile, model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 FP16 = model_file(variant="fp16")

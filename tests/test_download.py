@@ -20,7 +20,7 @@ import pytest
 from checkpoints import state_dict, write_safetensors
 from fileserver import Fault, FileServer
 
-from lib_depth.download import (
+from lib_depth.models.download import (
     AlreadyExists,
     ChecksumMismatch,
     DownloadCancelled,
@@ -38,9 +38,9 @@ from lib_depth.download import (
     job_snapshots,
     start_job,
 )
-from lib_depth.hashes import our_cached_sha256
-from lib_depth.model_config import config_path_for
-from lib_depth.model_files import Mirror, ModelFile
+from lib_depth.models.hashes import our_cached_sha256
+from lib_depth.models.model_config import config_path_for
+from lib_depth.models.model_files import Mirror, ModelFile
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300_000))
@@ -675,7 +675,7 @@ def test_a_name_that_does_not_resolve_is_not_retried(tmp_path, monkeypatch):
 
 
 def test_the_table_lookups_and_urls(monkeypatch):
-    from lib_depth.model_files import MODEL_FILES, model_file, model_file_named, official_by_sha256, variants
+    from lib_depth.models.model_files import MODEL_FILES, model_file, model_file_named, official_by_sha256, variants
 
     default = model_file()
     assert (default.name, default.filename, default.size) == (
@@ -712,8 +712,8 @@ def test_the_table_lookups_and_urls(monkeypatch):
 
 
 def test_local_state_for_a_download_offer(tmp_path):
-    from lib_depth.download import local_state
-    from lib_depth.model_files import model_file
+    from lib_depth.models.download import local_state
+    from lib_depth.models.model_files import model_file
 
     entry = model_file()
     state = local_state(entry, tmp_path)
@@ -726,9 +726,9 @@ def test_local_state_for_a_download_offer(tmp_path):
 
 def test_estimator_weights_come_from_the_registry_into_models_depth2img(tmp_path, monkeypatch):
     """`download --estimator NAME` picks the registry's weights file and the models/depth2img folder."""
-    from lib_depth import cli
-    from lib_depth.estimators import get_estimator
-    from lib_depth.model_files import estimator_file
+    from lib_depth.cli import main as cli
+    from lib_depth.depth.estimators import get_estimator
+    from lib_depth.models.model_files import estimator_file
 
     entry = estimator_file("depth-anything-v2-small")
     weights = get_estimator("depth-anything-v2-small").weights[0]
@@ -744,7 +744,7 @@ def test_estimator_weights_come_from_the_registry_into_models_depth2img(tmp_path
         seen.update(entry=entry, folder=folder)
         raise ValueError("stop here")
 
-    monkeypatch.setattr("lib_depth.download.download_model", fake_download)
+    monkeypatch.setattr("lib_depth.models.download.download_model", fake_download)
     assert cli.main(["download", "--estimator", "depth-anything-v2-small"]) == 2
     assert seen["entry"] is entry and Path(seen["folder"]).resolve() == (tmp_path / "models" / "depth2img").resolve()
 
@@ -752,9 +752,9 @@ def test_estimator_weights_come_from_the_registry_into_models_depth2img(tmp_path
 def test_a_file_without_a_published_hash_records_its_first_download_and_checks_the_next(server, tmp_path, monkeypatch):
     """Trust on first use: the large Depth Anything V2 has no published SHA-256. The first download is
     placed and its hash recorded; a later download that serves other bytes is refused."""
-    from lib_depth import model_files
-    from lib_depth.download import download_model
-    from lib_depth.hashes import recorded_first_sha256
+    from lib_depth.models import model_files
+    from lib_depth.models.download import download_model
+    from lib_depth.models.first_download import recorded_first_sha256
 
     entry = model_files.ModelFile(
         name="depth-anything-v2-large",

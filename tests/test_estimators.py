@@ -11,7 +11,7 @@ from conftest import CountingModule
 from ldm.modules.midas.midas.transforms import Resize
 
 from lib_depth import DepthCache, DepthEstimator, midas_input_size, prepare_midas_input
-from lib_depth.estimators import (
+from lib_depth.depth.estimators import (
     DEFAULT_ESTIMATOR,
     ESTIMATOR_NAMES,
     ESTIMATORS,
@@ -157,7 +157,7 @@ def test_find_weights_looks_in_models_depth2img(tmp_path):
 def test_depth_anything_v2_feeds_the_conditioning_like_dpt_hybrid(scene_batch):
     """The real network (small random config) through DepthEstimator into depth_to_conditioning."""
     from lib_depth import depth_to_conditioning
-    from lib_depth.estimators.depth_anything_v2 import DAv2Config, DepthAnythingV2
+    from lib_depth.depth.estimators.depth_anything_v2 import DAv2Config, DepthAnythingV2
 
     torch.manual_seed(0)
     model = DepthAnythingV2(DAv2Config("tiny", 32, 4, 2, 16, (8, 16, 24, 32), (0, 1, 2, 3), head_features=8)).eval()

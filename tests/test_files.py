@@ -13,10 +13,10 @@ from checkpoints import state_dict, write_safetensors
 from PIL import Image
 from test_model_config import SD2_INFERENCE
 
-from lib_depth.convert import ConversionError, check_output, write_checkpoint
-from lib_depth.depthmap import save_png
-from lib_depth.files import create_new_file, unused_path, write_atomically
-from lib_depth.model_config import config_path_for, fix_depth_config
+from lib_depth.io.depthmap import save_png
+from lib_depth.io.files import create_new_file, unused_path, write_atomically
+from lib_depth.models.convert import ConversionError, check_output, write_checkpoint
+from lib_depth.models.model_config import config_path_for, fix_depth_config
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
 
@@ -106,7 +106,7 @@ def test_convert_output_folder_unwritable_is_named(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("lib_depth.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("lib_depth.io.files.tempfile.mkstemp", refuse)
     with pytest.raises(ConversionError, match=r"output: cannot write to .*out \(Permission denied\)"):
         check_output(tmp_path / "out" / "model.safetensors")
 
@@ -122,7 +122,7 @@ def test_write_checkpoint_gets_umask_mode_and_leaves_no_temporary(tmp_path, umas
 def test_write_checkpoint_does_not_replace_a_file_that_appears(tmp_path, monkeypatch):
     """A file created between the check and the write is left alone."""
     target = tmp_path / "m.safetensors"
-    import lib_depth.convert as convert
+    import lib_depth.models.convert as convert
 
     real_check = convert.check_output
 

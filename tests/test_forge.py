@@ -348,7 +348,7 @@ def test_preview_reads_forges_inpaint_canvas(load_script, checkpoint, fast_midas
     run = DepthRun(DepthSettings(), DepthEstimator(dpt_head))
     expected, _ = request_conditioning(run, width=128, height=128, init_image=picture, inpaint=Inpaint(mask, True, 0))
     whole, _ = request_conditioning(run, width=128, height=128, init_image=picture)
-    from lib_depth.depthmap import conditioning_to_previews
+    from lib_depth.io.depthmap import conditioning_to_previews
 
     assert np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(expected, (128, 128))[0]))
     assert not np.array_equal(np.asarray(image), np.asarray(conditioning_to_previews(whole, (128, 128))[0]))

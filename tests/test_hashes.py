@@ -11,7 +11,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from lib_depth.hashes import (
+from lib_depth.models.hashes import (
     file_sha256,
     known_sha256,
     our_cached_sha256,

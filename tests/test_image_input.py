@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from lib_depth import image_to_tensor, load_depth_map, open_image
-from lib_depth.images import MAX_MEGAPIXELS_VARIABLE, max_pixels_limit
+from lib_depth.io.images import MAX_MEGAPIXELS_VARIABLE, max_pixels_limit
 from lib_depth.webui.payload import decode_image
 
 ORIENTATION = 0x0112

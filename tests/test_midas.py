@@ -16,9 +16,9 @@ from PIL import Image
 from scenes import make_scene
 
 from lib_depth import DepthEstimator, conditioning_to_png16, depth_to_conditioning, image_to_tensor
-from lib_depth.midas import load_depth_model, midas_file_needed
+from lib_depth.depth.midas import load_depth_model, midas_file_needed
+from lib_depth.webui.checkpoints import checkpoint_has_depth_weights
 from lib_depth.webui.depth_model import install_offline_midas
-from lib_depth.webui.status import checkpoint_has_depth_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 

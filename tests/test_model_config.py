@@ -8,7 +8,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from lib_depth.model_config import BUNDLED_CONFIG, check_depth_config, config_path_for, fix_depth_config
+from lib_depth.models.model_config import BUNDLED_CONFIG, check_depth_config, config_path_for, fix_depth_config
 
 SD2_INFERENCE = """\
 model:
@@ -117,7 +117,7 @@ def test_read_only_folder_message_even_as_root(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("lib_depth.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("lib_depth.io.files.tempfile.mkstemp", refuse)
     checkpoint = tmp_path / "d.ckpt"
     with pytest.raises(ValueError, match="cannot write .*d.yaml \\(Permission denied\\); make the folder writable"):
         fix_depth_config(checkpoint)

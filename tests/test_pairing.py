@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lib_depth.pairing import (
+from lib_depth.io.pairing import (
     expand_image_inputs,
     image_extensions,
     load_paired_map,

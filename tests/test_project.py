@@ -40,7 +40,8 @@ def test_readme_first_command_runs(tmp_path):
 
 def test_engine_imports_no_webui_module():
     code = (
-        "import sys, lib_depth, lib_depth.cli; print([m for m in ('modules', 'launch', 'gradio') if m in sys.modules])"
+        "import sys, lib_depth, lib_depth.cli.main; "
+        "print([m for m in ('modules', 'launch', 'gradio') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from lib_depth import DepthEstimator
-from lib_depth.refine import align_to, refine_depth_tiled, tile_starts
+from lib_depth.depth.refine import align_to, refine_depth_tiled, tile_starts
 
 
 class BrightnessDepth:

@@ -40,7 +40,7 @@ def command_line_imports() -> dict[str, set[str]]:
     that `python -m lib_depth` loads, following the package's relative imports -> importers."""
     found: dict[str, set[str]] = {}
     seen: set[str] = set()
-    pending = ["lib_depth", "lib_depth.__main__", "lib_depth.cli"]
+    pending = ["lib_depth", "lib_depth.__main__", "lib_depth.cli.main"]
     while pending:
         module = pending.pop()
         if module in seen or not module_file(module).is_file():

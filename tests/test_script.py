@@ -275,7 +275,7 @@ def test_preview_button_gives_the_generation_depth(load_script, dpt_head):
 @pytest.fixture(scope="module")
 def dav2_small_weights(tmp_path_factory):
     """models/depth2img/depth_anything_v2_vits.pth: the real Small architecture, seeded random weights."""
-    from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+    from lib_depth.depth.estimators.depth_anything_v2 import build_depth_anything_v2
 
     torch.manual_seed(0)
     model = build_depth_anything_v2("vits")

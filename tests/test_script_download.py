@@ -16,7 +16,7 @@ import webui_fakes
 from checkpoints import state_dict, write_safetensors
 from fileserver import Fault, FileServer
 
-from lib_depth import download as engine
+from lib_depth.models import download as engine
 from lib_depth.webui import download as glue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -425,7 +425,7 @@ def test_a_chosen_estimator_without_weights_is_offered_with_its_licence_then_dow
 ):
     """Picking depth-anything-v2-small with no weights shows file, size and licence and a button;
     only the button downloads (into models/depth2img, verified), after which it is installed."""
-    from lib_depth import model_files
+    from lib_depth.models import model_files
 
     data = b"weights" * 4096
     entry = model_files.ModelFile(

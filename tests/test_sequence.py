@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from sequences import approaching_object, background_flicker, background_mask, other_shot, write_depth_maps
 
 from lib_depth import DepthSettings, depth_to_conditioning, depth_to_tensor, load_depth_map
-from lib_depth.conditioning import DepthRange
-from lib_depth.pairing import expand_image_inputs
-from lib_depth.sequence import (
+from lib_depth.conditioning import conditioning_sequence
+from lib_depth.io.pairing import expand_image_inputs
+from lib_depth.normalise import (
     DEFAULT_CUT_THRESHOLD,
     NORMALISE_MODES,
+    DepthRange,
     SmoothedRanges,
-    conditioning_sequence,
     cut_scores,
     scene_cuts,
     sequence_ranges,

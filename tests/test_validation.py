@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from lib_depth import DepthSettings
-from lib_depth.validation import MAX_LATENT_SIDE, check_latent_size, check_settings_type
+from lib_depth.settings import check_settings_type
+from lib_depth.validation import MAX_LATENT_SIDE, check_latent_size
 
 
 @pytest.mark.parametrize(

@@ -123,23 +123,24 @@ def test_depth_map_path():
 def test_doctor_rows_read_each_file_version_once(tmp_path, monkeypatch):
     from checkpoints import state_dict, write_safetensors
 
+    import lib_depth.webui.checkpoints as files
     import lib_depth.webui.status as glue
 
     path = write_safetensors(tmp_path / "d.safetensors", state_dict("depth"))
     reads = []
-    real = glue.inspect_checkpoint
-    monkeypatch.setattr(glue, "inspect_checkpoint", lambda p: reads.append(p) or real(p))
+    real = files.inspect_checkpoint
+    monkeypatch.setattr(files, "inspect_checkpoint", lambda p: reads.append(p) or real(p))
     first = glue.doctor_rows([str(path)])
     assert glue.doctor_rows([str(path)]) == first and len(reads) == 1
-    assert first[0].ok and glue.checkpoint_has_depth_weights(path) is True and len(reads) == 1
+    assert first[0].ok and files.checkpoint_has_depth_weights(path) is True and len(reads) == 1
     write_safetensors(path, state_dict("sd2"))  # a new file version is read again
-    assert glue.checkpoint_has_depth_weights(path) is False and len(reads) == 2
+    assert files.checkpoint_has_depth_weights(path) is False and len(reads) == 2
 
 
 def test_status_line(tmp_path):
     from checkpoints import state_dict, write_safetensors
 
-    from lib_depth.model_config import config_path_for
+    from lib_depth.models.model_config import config_path_for
     from lib_depth.webui.status import doctor_rows, status_line
 
     assert status_line("512-depth-ema", []) == ("depth2img-ok", "Depth model loaded: 512-depth-ema")

@@ -150,7 +150,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
     from modules import shared
     from modules.call_queue import queue_lock
 
-    from ..depthmap import conditioning_to_png16, conditioning_to_previews
+    from ..io.depthmap import conditioning_to_png16, conditioning_to_previews
     from ..run import DepthRun
     from .depth_model import is_depth_model, make_estimator
     from .options import image_limits

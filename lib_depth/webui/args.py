@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ..fields import ARG_NAMES, FIELDS
-from ..images import fix_image
+from ..io.images import fix_image
 from ..settings import DepthSettings
 from .payload import PayloadError, decode_image
 

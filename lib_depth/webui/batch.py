@@ -16,13 +16,12 @@ from typing import Any
 
 import torch
 
-from ..conditioning import DepthRange
-from ..depthmap import load_depth_map
 from ..geometry import Geometry
-from ..images import image_to_tensor
-from ..pairing import pair_depth_maps
+from ..io.depthmap import load_depth_map
+from ..io.images import image_to_tensor
+from ..io.pairing import pair_depth_maps
+from ..normalise import DepthRange, settings_ranges
 from ..run import PER_IMAGE, DepthInputError, DepthRun
-from ..sequence import settings_ranges
 from ..settings import DepthSettings
 
 BATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # process_batch's allowed_extensions

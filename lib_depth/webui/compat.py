@@ -123,22 +123,6 @@ def fill_depth_weights(sd_model: Any) -> None:
         forge.fill_reforge_depth_weights(sd_model)
 
 
-def model_pending_line(sd_model: Any) -> tuple[str, str] | None:
-    """(css class, text) while Forge has loaded no model yet (it loads the selected checkpoint with
-    the first generation, not at start-up) and the selected one is a depth checkpoint; else None."""
-    if not uses_forge_backend():
-        return None
-    from pathlib import Path
-
-    from .forge import pending_checkpoint
-    from .status import checkpoint_has_depth_weights
-
-    filename = pending_checkpoint(sd_model)
-    if not filename or not checkpoint_has_depth_weights(filename):
-        return None
-    return "depth2img-ok", f"Depth model selected: {Path(filename).name} (Forge loads it with the first generation)"
-
-
 def unet_input_placement(sd_model: Any) -> tuple[Any, Any]:
     """(device, dtype) for the conditioning the UNet gets. Forge 2's engine has no `dtype` and
     `shared.device` is None there; its KModel casts the concatenated input itself."""

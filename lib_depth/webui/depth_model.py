@@ -7,13 +7,14 @@ import contextlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from ..cache import DepthCache
-from ..estimator import DepthEstimator
-from ..estimators import DEFAULT_ESTIMATOR, WEIGHTS_SUBDIR, find_weights, get_estimator
-from ..midas import offline_load_model
+from ..depth.cache import DepthCache
+from ..depth.estimator import DepthEstimator
+from ..depth.estimators import DEFAULT_ESTIMATOR, WEIGHTS_SUBDIR, find_weights, get_estimator
+from ..depth.midas import offline_load_model
 from ..run import DepthInputError
 from ..settings import DepthSettings
 from . import compat, options
+from .checkpoints import checkpoint_has_depth_weights
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
 CACHE = DepthCache()  # shared by every run, the preview and the estimate route
@@ -83,7 +84,7 @@ def estimator_folder() -> Path:
 
 def weights_missing(name: str) -> str:
     """What to do when an estimator's weights are not installed, in one message."""
-    from ..model_files import estimator_file
+    from ..models.model_files import estimator_file
 
     folder = estimator_folder()
     try:
@@ -100,7 +101,7 @@ def weights_missing(name: str) -> str:
 
 def installed_estimators() -> dict[str, bool]:
     """Which estimators can run now: dpt-hybrid always (it is the checkpoint's), others with weights."""
-    from ..estimators import ESTIMATORS
+    from ..depth.estimators import ESTIMATORS
 
     return {name: name == DEFAULT_ESTIMATOR or find_weights(models_folder(), name) is not None for name in ESTIMATORS}
 
@@ -167,8 +168,6 @@ def make_estimator(sd_model: Any, settings: DepthSettings | None = None) -> Dept
 
 def selected_checkpoint_has_depth_weights() -> bool | None:
     """For the checkpoint the WebUI is loading (sd_models.select_checkpoint); None if unknown."""
-    from .status import checkpoint_has_depth_weights
-
     try:
         from modules import sd_models
 

@@ -25,8 +25,16 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from ..download import DownloadJob, current_job, local_state, start_job
-from ..model_files import DEFAULT_MODEL, DEFAULT_VARIANT, MODEL_FILES, Mirror, ModelFile, format_bytes, hub_endpoint
+from ..models.download import DownloadJob, current_job, local_state, start_job
+from ..models.model_files import (
+    DEFAULT_MODEL,
+    DEFAULT_VARIANT,
+    MODEL_FILES,
+    Mirror,
+    ModelFile,
+    format_bytes,
+    hub_endpoint,
+)
 from .ids import element_id
 from .payload import PayloadError
 
@@ -497,7 +505,7 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
     """Updates for (offer, button, progress) of the chosen estimator."""
     import gradio as gr
 
-    from ..model_files import estimator_file
+    from ..models.model_files import estimator_file
     from .depth_model import estimator_folder, installed_estimators, weights_missing
 
     if not isinstance(name, str) or installed_estimators().get(name, True):
@@ -529,7 +537,7 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
 
 def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
     """The confirm button: download the chosen estimator's weights into models/depth2img, following it."""
-    from ..model_files import estimator_file
+    from ..models.model_files import estimator_file
     from .depth_model import estimator_folder
 
     try:

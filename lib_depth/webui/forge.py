@@ -32,8 +32,8 @@ from typing import Any, Callable
 
 import torch
 
-from ..checkpoint import depth_model_state_dict, inspect_checkpoint
-from ..midas import import_dpt_depth_model, load_depth_model
+from ..depth.midas import import_dpt_depth_model, load_depth_model
+from ..models.checkpoint import depth_model_state_dict, inspect_checkpoint
 from ..run import DepthInputError
 
 DEPTH_UNET_CHANNELS = 5  # 4 latent channels + 1 depth channel (512-depth-ema)

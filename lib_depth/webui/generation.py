@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..geometry import CROP_AND_RESIZE, Geometry
-from ..images import image_to_tensor
+from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import INFOTEXT_KEY, DepthSettings
 from . import batch, compat, options

@@ -16,7 +16,7 @@ import warnings
 
 from PIL import Image
 
-from ..images import DEFAULT_MAX_MEGAPIXELS, check_pixels, fix_image, open_limited
+from ..io.images import DEFAULT_MAX_MEGAPIXELS, check_pixels, fix_image, open_limited
 
 DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)  # the engine's default: the WebUI's img_max_size_mp
 _API_HINT = "the Depth2img maximum megapixels setting, else the WebUI's Maximum image size, sets it"

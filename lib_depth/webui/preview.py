@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from ..depthmap import colorize, conditioning_to_previews
-from ..estimators import get_estimator
+from ..depth.estimators import get_estimator
 from ..geometry import Geometry, generation_size
-from ..images import image_to_tensor
+from ..io.depthmap import colorize, conditioning_to_previews
+from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
 from . import compat

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..depthmap import conditioning_to_png16
-from ..files import create_new_file
+from ..io.depthmap import conditioning_to_png16
+from ..io.files import create_new_file
 
 log = logging.getLogger("sd-webui-depth2img")
 

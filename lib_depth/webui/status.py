@@ -7,34 +7,13 @@ once and remembered.
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import CheckpointReport, inspect_checkpoint
-from ..doctor import DoctorRow, examine
-
-_reports: dict[tuple[str, int, int], CheckpointReport] = {}
-
-
-def cached_report(filename: str | os.PathLike) -> CheckpointReport | None:
-    """inspect_checkpoint, remembered per file version; None if the file is gone."""
-    try:
-        stat = os.stat(filename)
-    except OSError:
-        return None
-    key = (os.fspath(filename), stat.st_size, stat.st_mtime_ns)
-    if key not in _reports:
-        _reports[key] = inspect_checkpoint(Path(filename))
-    return _reports[key]
-
-
-def checkpoint_has_depth_weights(filename: str | os.PathLike) -> bool | None:
-    """Whether a checkpoint file holds MiDaS weights (header read, cached per file version)."""
-    report = cached_report(filename)
-    if report is None or not (report.readable or report.is_depth):
-        return None
-    return report.has_depth_weights
+from ..models.doctor import DoctorRow, examine
+from .checkpoints import cached_report, checkpoint_has_depth_weights
+from .compat import unsupported_reason, uses_forge_backend
+from .depth_model import is_depth_model, loaded_model, loaded_name
 
 
 def doctor_rows(filenames: list[str]) -> list[DoctorRow]:
@@ -71,11 +50,21 @@ def as_html(css: str, text: str) -> str:
     return f"<span class='{css}'>{html.escape(text)}</span>"
 
 
+def model_pending_line(sd_model: Any) -> tuple[str, str] | None:
+    """(css class, text) while Forge has loaded no model yet (it loads the selected checkpoint with
+    the first generation, not at start-up) and the selected one is a depth checkpoint; else None."""
+    if not uses_forge_backend():
+        return None
+    from .forge import pending_checkpoint
+
+    filename = pending_checkpoint(sd_model)
+    if not filename or not checkpoint_has_depth_weights(filename):
+        return None
+    return "depth2img-ok", f"Depth model selected: {Path(filename).name} (Forge loads it with the first generation)"
+
+
 def status_html() -> str:
     """The accordion's line for the model the WebUI has loaded now."""
-    from .compat import model_pending_line, unsupported_reason
-    from .depth_model import is_depth_model, loaded_model, loaded_name
-
     reason = unsupported_reason()
     if reason:
         return as_html("depth2img-warn", reason)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from lib_depth.estimators.dav2_weights import original_to_hf
-from lib_depth.estimators.depth_anything_v2 import build_depth_anything_v2
+from lib_depth.depth.estimators.dav2_weights import original_to_hf
+from lib_depth.depth.estimators.depth_anything_v2 import build_depth_anything_v2
 
 
 def main() -> None:

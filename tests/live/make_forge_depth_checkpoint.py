@@ -72,7 +72,7 @@ def full_text_encoder() -> torch.nn.Module:
 
 def full_midas() -> torch.nn.Module:
     sys.path.insert(0, str(PROJECT))
-    from lib_depth.midas import build_dpt_hybrid
+    from lib_depth.depth.midas import build_dpt_hybrid
 
     model = build_dpt_hybrid()
     head = model.scratch.output_conv[4]

@@ -19,8 +19,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from lib_depth.midas import offline_load_model  # noqa: E402
-from lib_depth.model_config import BUNDLED_CONFIG  # noqa: E402
+from lib_depth.depth.midas import offline_load_model  # noqa: E402
+from lib_depth.models.model_config import BUNDLED_CONFIG  # noqa: E402
 
 
 def tiny_config() -> str:

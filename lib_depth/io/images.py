@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .validation import check_min_size
+from ..validation import check_min_size
 
 ImageSource = Union[Image.Image, np.ndarray, str, os.PathLike]
 

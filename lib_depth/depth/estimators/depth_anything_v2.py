@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ...validation import check_image_batch
 from ..midas_input import cubic_resize
-from ..validation import check_image_batch
 
 PATCH_SIZE = 14
 DAV2_NET_SIZE = 518

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..validation import check_min_size
 from .files import create_new_file
 from .images import WIDE_COLOUR_READ_AT_8_BITS, ImageSource, check_pixels, open_image
-from .validation import check_min_size
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's convert("L")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")

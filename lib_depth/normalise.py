@@ -1,38 +1,31 @@
-"""Normalisation across a frame sequence, so the depth range does not jump from frame to frame.
+"""Normalisation, in one place: which depth values become near and far (0..1 before the edits,
+[-1, 1] after them), per image or measured over a frame sequence.
 
-Two passes: gather every frame's raw depth, `sequence_ranges` measures one `DepthRange` per frame,
-then each frame's conditioning is `depth_to_conditioning(..., depth_range=ranges[i])`.
-
-- `per image`: each frame's own min..max (what the model was trained on; the default).
+- `per image`: each image's own min..max (what the model was trained on; the default).
 - `shared`: one range for the whole sequence.
 - `smoothed`: an online range that follows the frames with a time constant (in frames), reset at
   scene cuts (the depth's layout changes from one frame to the next, see `cut_scores`).
+- `percentile` cuts that percent at each end, so an outlier pixel or frame does not compress the rest.
 
 Ranges are measured where the conditioning applies them: on the depth at latent size (before the
-edits) and again on the edited depth (after invert, levels, gamma, blur), so both per-image rescales
-of the conditioning are replaced consistently. A frame whose range equals its own gets exactly the
-per-image result: a static sequence is bit-identical in all three modes.
+edits) and again on the edited depth (after invert, levels, gamma, blur), so both rescales of the
+conditioning are replaced consistently. A frame whose range equals its own gets exactly the
+per-image result: a static sequence is bit-identical in all three modes. conditioning.py calls this
+module; this module never calls conditioning.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterable
 
 import torch
 
-from .conditioning import (
-    DepthRange,
-    check_settings_argument,
-    check_size_argument,
-    conditioning_key,
-    depth_to_conditioning,
-    edit_resized,
-    resize_depth,
-)
-from .fields import DEFAULT_TIME_CONSTANT, NORMALISE_MODES
-from .settings import DepthSettings
+from .edits import HUGE, check_size_argument, edit_unit_depth, resize_depth
+from .fields import DEFAULT_TIME_CONSTANT, EDIT_FIELDS, NORMALISE_MODES
+from .settings import DepthSettings, check_settings_argument
 
 __all__ = [
     "DEFAULT_CUT_THRESHOLD",
@@ -41,15 +34,151 @@ __all__ = [
     "DepthRange",
     "SmoothedRanges",
     "check_sequence_options",
-    "conditioning_sequence",
+    "conditioning_key",
     "cut_scores",
+    "edited_unit_depth",
+    "rescale_per_image",
     "scene_cuts",
     "sequence_ranges",
     "settings_ranges",
+    "to_conditioning_range",
 ]
 
+_FLAT_RELATIVE_SPAN = 1e-6
 DEFAULT_CUT_THRESHOLD = 0.15
 PERCENTILE_RANGE = (0.0, 50.0)  # per end, upper bound excluded
+
+
+@dataclass(frozen=True)
+class DepthRange:
+    """The depth values one frame is normalised with instead of its own min/max.
+
+    `low`/`high`: raw depth (at latent size) that becomes far/near (0/1) before the edits.
+    `edited_low`/`edited_high`: edited values that become -1/1 after the edits (only used when
+    there are edits; default: the edits' own 0..1). `sequence_ranges` measures them from the frames.
+    `computed_for`: the size and edits it was measured with (see `conditioning_key`); using it
+    with others is an error, because its values would not mean the same thing. None: not checked.
+    """
+
+    low: float
+    high: float
+    edited_low: float = 0.0
+    edited_high: float = 1.0
+    computed_for: tuple | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "edited_low", "edited_high"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"depth range {name}: expected a finite number, got {value!r}")
+            object.__setattr__(self, name, float(value))
+        if self.low > self.high:
+            raise ValueError(f"depth range: low ({self.low:g}) must not be above high ({self.high:g})")
+        if self.edited_low > self.edited_high:
+            raise ValueError(
+                f"depth range: edited_low ({self.edited_low:g}) must not be above edited_high ({self.edited_high:g})"
+            )
+
+
+def _stretch(
+    depth: torch.Tensor, minimum: torch.Tensor, maximum: torch.Tensor, low: float, high: float
+) -> torch.Tensor:
+    """Map minimum..maximum to low..high; a flat span (float rounding level) maps to the midpoint."""
+    span = maximum - minimum
+    scale = torch.maximum(minimum.abs(), maximum.abs())
+    flat = span <= scale * _FLAT_RELATIVE_SPAN
+    unit = (depth - minimum) / torch.where(flat, torch.ones_like(span), span)
+    unit = torch.where(flat, torch.full_like(unit, 0.5), unit)
+    return (high - low) * unit + low
+
+
+def rescale_per_image(depth: torch.Tensor, low: float = -1.0, high: float = 1.0) -> torch.Tensor:
+    """Map each image's own min..max to low..high (Stability's inference scripts, per image).
+
+    A flat image (span at float rounding level) maps to the midpoint instead of 0/0 = NaN.
+    """
+    dims = tuple(range(1, depth.ndim))
+    return _stretch(depth, depth.amin(dim=dims, keepdim=True), depth.amax(dim=dims, keepdim=True), low, high)
+
+
+def rescale_to_range(depth: torch.Tensor, minimum: float, maximum: float, low: float, high: float) -> torch.Tensor:
+    """Map a given minimum..maximum to low..high, values outside clipped (they belong to other frames' range)."""
+    if depth.dtype != torch.float64 and max(abs(minimum), abs(maximum)) > HUGE:
+        depth = depth.to(torch.float64)
+    bound = torch.tensor(minimum, dtype=depth.dtype, device=depth.device).view(1, 1, 1, 1)
+    top = torch.tensor(maximum, dtype=depth.dtype, device=depth.device).view(1, 1, 1, 1)
+    return _stretch(depth, bound, top, low, high).clamp(low, high)
+
+
+def conditioning_key(
+    latent_size: tuple[int, int], settings: DepthSettings | None = None, image_size: tuple[int, int] | None = None
+) -> tuple:
+    """What a measured `DepthRange` depends on: the latent size and the edits (blur at that size)."""
+    latent_size = check_size_argument(latent_size, "latent_size")
+    settings = check_settings_argument(settings)
+    if not settings.has_edits:
+        return (latent_size, None)
+    edits = tuple(getattr(settings, f.name) for f in EDIT_FIELDS if f.name != "blur")  # blur: in samples
+    return (latent_size, (*edits, _blur_samples(settings, latent_size, image_size)))
+
+
+def _blur_samples(settings: DepthSettings, latent_size: tuple[int, int], image_size: tuple[int, int] | None) -> float:
+    image_height = check_size_argument(image_size, "image_size")[0] if image_size is not None else 8 * latent_size[0]
+    return settings.blur / (image_height / latent_size[0])
+
+
+def edited_unit_depth(
+    depth: torch.Tensor,
+    settings: DepthSettings,
+    pixels_per_sample: float = 1.0,
+    depth_range: DepthRange | None = None,
+) -> torch.Tensor:
+    """Raw depth -> 0..1 (its own min/max, or `depth_range`'s low/high) -> the edits; 0..1."""
+    if depth_range is None:
+        unit = rescale_per_image(depth, 0.0, 1.0)
+    else:
+        unit = rescale_to_range(depth, depth_range.low, depth_range.high, 0.0, 1.0)
+    return edit_unit_depth(unit, settings, pixels_per_sample)
+
+
+def edit_resized(
+    depth: torch.Tensor,
+    latent_size: tuple[int, int],
+    settings: DepthSettings,
+    image_size: tuple[int, int] | None,
+    depth_range: DepthRange | None,
+) -> torch.Tensor:
+    """The edits on depth already at latent size (0..1 per image or in `depth_range`)."""
+    image_height = image_size[0] if image_size else 8 * latent_size[0]
+    return edited_unit_depth(depth, settings, image_height / latent_size[0], depth_range)
+
+
+def to_conditioning_range(depth: torch.Tensor, depth_range: DepthRange | None, *, edited: bool) -> torch.Tensor:
+    """The last step: depth (edited 0..1, or raw when there are no edits) -> [-1, 1], per image or
+    with `depth_range` (its edited or raw bounds)."""
+    if depth_range is None:
+        return rescale_per_image(depth, -1.0, 1.0)
+    if edited:
+        return rescale_to_range(depth, depth_range.edited_low, depth_range.edited_high, -1.0, 1.0)
+    return rescale_to_range(depth, depth_range.low, depth_range.high, -1.0, 1.0)
+
+
+def check_depth_range(
+    depth_range: object, latent_size: tuple[int, int], settings: DepthSettings, image_size: tuple[int, int] | None
+) -> DepthRange | None:
+    """`depth_range` if it is None or a DepthRange measured for this size and these edits."""
+    if depth_range is None:
+        return None
+    if not isinstance(depth_range, DepthRange):
+        raise ValueError(f"depth_range: expected DepthRange or None, got {type(depth_range).__name__}")
+    key = conditioning_key(latent_size, settings, image_size)
+    if depth_range.computed_for is not None and depth_range.computed_for != key:
+        raise ValueError(
+            f"depth_range: measured for {depth_range.computed_for}, used with {key} (latent size and edits); "
+            "compute the ranges with the same size and settings as the conditioning"
+        )
+    return depth_range
+
 
 
 def check_sequence_options(
@@ -313,43 +442,3 @@ def _pooled(frames: list[torch.Tensor], bounds: list[tuple[float, float]], perce
         return min(low for low, _ in bounds), max(high for _, high in bounds)
     values = torch.cat([frame.reshape(-1).to(torch.float64) for frame in frames])
     return _bounds(values, percentile)
-
-
-def conditioning_sequence(
-    depths: torch.Tensor | Iterable[torch.Tensor],
-    latent_size: tuple[int, int],
-    settings: DepthSettings | None = None,
-    *,
-    image_size: tuple[int, int] | None = None,
-    mode: str = "per image",
-    time_constant: float = DEFAULT_TIME_CONSTANT,
-    percentile: float = 0.0,
-    cut_threshold: float | None = DEFAULT_CUT_THRESHOLD,
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-) -> list[torch.Tensor]:
-    """Both passes at once (all frames in memory): each frame's [1, 1, h, w] conditioning in [-1, 1]."""
-    frames = [frame for item in ([depths] if isinstance(depths, torch.Tensor) else depths) for frame in _split(item)]
-    ranges = sequence_ranges(
-        frames,
-        latent_size,
-        settings,
-        image_size=image_size,
-        mode=mode,
-        time_constant=time_constant,
-        percentile=percentile,
-        cut_threshold=cut_threshold,
-    )
-    return [
-        depth_to_conditioning(
-            frame, latent_size, settings, image_size=image_size, dtype=dtype, device=device, depth_range=r
-        )
-        for frame, r in zip(frames, ranges, strict=True)
-    ]
-
-
-def _split(item: torch.Tensor) -> list[torch.Tensor]:
-    """A batch [B, ...] is B frames; [h, w] is one."""
-    if isinstance(item, torch.Tensor) and item.ndim >= 3:
-        return list(item.split(1))
-    return [item]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from .files import write_atomically
+from ..io.files import write_atomically
 
 BUNDLED_CONFIG = Path(__file__).resolve().parent / "configs" / "sd2-depth-inference.yaml"
 DEPTH_TARGET = "ldm.models.diffusion.ddpm.LatentDepth2ImageDiffusion"

@@ -14,7 +14,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from .validation import check_image_batch
+from ..validation import check_image_batch
 
 MIDAS_NET_SIZE = 384
 MIDAS_MULTIPLE_OF = 32

@@ -652,7 +652,8 @@ def download_model(
         **options,
     )
     notes: list[str] = []
-    from .hashes import record_first_sha256, remember_sha256
+    from .first_download import record_first_sha256
+    from .hashes import remember_sha256
 
     sha256 = entry.sha256 or measured[0]
     try:

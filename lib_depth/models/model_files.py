@@ -13,6 +13,9 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ..depth.estimators import ESTIMATORS
+from .first_download import recorded_first_sha256
+
 DEFAULT_ENDPOINT = "https://huggingface.co"
 SD2_LICENCE = (
     "CreativeML Open RAIL++-M (https://huggingface.co/stabilityai/stable-diffusion-2/blob/main/LICENSE-MODEL): "
@@ -115,8 +118,6 @@ def _estimator_files() -> tuple[ModelFile, ...]:
     """The weights of the estimators that need a file (estimators/__init__.py), as table entries
     named like the estimator: the first file with a published SHA-256, else the first file (its
     first download records the hash it measured, and later downloads are checked against that)."""
-    from .estimators import ESTIMATORS
-
     entries = []
     for spec in ESTIMATORS.values():
         if not spec.weights:
@@ -167,8 +168,6 @@ def estimator_file(name: str) -> ModelFile:
         known = ", ".join(e.name for e in MODEL_FILES if e.kind == "estimator")
         raise ValueError(f"--estimator: no downloadable weights for {name!r}; known: {known}")
     if entry.sha256 is None:
-        from .hashes import recorded_first_sha256
-
         recorded = recorded_first_sha256(entry.name)
         if recorded:
             return replace(entry, sha256=recorded)

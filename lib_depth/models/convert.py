@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .files import new_file_mode
+from ..io.files import new_file_mode
 
 DEPTH_PIPELINE = "StableDiffusionDepth2ImgPipeline"
 COMPONENTS = ("unet", "vae", "text_encoder", "depth_estimator")
@@ -403,7 +403,7 @@ def _target_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     from ldm.modules.diffusionmodules.openaimodel import UNetModel
     from open_clip.model import CLIP
 
-    from .midas import import_dpt_depth_model
+    from ..depth.midas import import_dpt_depth_model
 
     params = config["model"]["params"]
     vae = params["first_stage_config"]["params"]
@@ -500,7 +500,7 @@ def convert_pipeline(
 def check_output(output: str | Path) -> tuple[Path, Path]:
     """(checkpoint, yaml) paths if they can be written: a .safetensors name, neither file present,
     a writable folder. Checked before any weight is read; ConversionError naming the file if not."""
-    from .files import check_writable_folder
+    from ..io.files import check_writable_folder
     from .model_config import config_path_for
 
     output = Path(output)

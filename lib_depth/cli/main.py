@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from .fields import CLI_FIELDS
-from .files import check_writable_folder, same_file
-from .images import DEFAULT_MAX_MEGAPIXELS, MAX_MEGAPIXELS_VARIABLE
-from .settings import DepthSettings
-from .validation import MIN_IMAGE_SIDE
+from ..fields import CLI_FIELDS
+from ..io.files import check_writable_folder, same_file
+from ..io.images import DEFAULT_MAX_MEGAPIXELS, MAX_MEGAPIXELS_VARIABLE
+from ..settings import DepthSettings
+from ..validation import MIN_IMAGE_SIDE
 
 
 def add_edit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,10 +76,10 @@ def _written(requested: Path, written: Path, source: Path | None = None) -> str:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    from .conditioning import depth_to_conditioning
-    from .depthmap import colorize, conditioning_to_previews, depth_to_tensor, load_depth_map, save_png
-    from .geometry import Geometry, generation_size
-    from .images import check_pixels
+    from ..conditioning import depth_to_conditioning
+    from ..geometry import Geometry, generation_size
+    from ..io.depthmap import colorize, conditioning_to_previews, depth_to_tensor, load_depth_map, save_png
+    from ..io.images import check_pixels
 
     settings = settings_from_arguments(args)
     if args.output.suffix.lower() != ".png":
@@ -106,8 +106,8 @@ def _preview(args: argparse.Namespace) -> int:
 def _doctor(args: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import inspect_checkpoint
-    from .doctor import (
+    from ..models.checkpoint import inspect_checkpoint
+    from ..models.doctor import (
         default_paths,
         examine,
         examine_partial,
@@ -147,9 +147,9 @@ def _doctor(args: argparse.Namespace) -> int:
 def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
     """A cached hash; with --hash, computed (with progress) for the files it can tell something about:
     depth models and files the size of an official one."""
-    from .download import Progress, SpeedMeter, TerminalProgress
-    from .hashes import file_sha256, known_sha256
-    from .model_files import official_by_size
+    from ..models.download import Progress, SpeedMeter, TerminalProgress
+    from ..models.hashes import file_sha256, known_sha256
+    from ..models.model_files import official_by_size
 
     worth = report.is_depth or bool(official_by_size(path.stat().st_size))
     if not (compute and worth):
@@ -171,18 +171,18 @@ def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
 def _depth_network(args: argparse.Namespace, settings: DepthSettings, progress) -> tuple:
     """(network, weights key) of the chosen estimator: the checkpoint's MiDaS, or Depth Anything V2
     from --estimator-weights or the WebUI's models/depth2img."""
-    from .estimators import DEFAULT_ESTIMATOR, find_weights, get_estimator
+    from ..depth.estimators import DEFAULT_ESTIMATOR, find_weights, get_estimator
 
     if settings.estimator == DEFAULT_ESTIMATOR:
         if args.checkpoint is None:
             raise ValueError("--checkpoint: dpt-hybrid is the depth checkpoint's own MiDaS: name the checkpoint")
-        from .midas import load_depth_model
+        from ..depth.midas import load_depth_model
 
         progress.step(f"loading the depth model from {args.checkpoint.name}")
         return load_depth_model(args.checkpoint), str(args.checkpoint)
     weights = args.estimator_weights
     if weights is None:
-        from .doctor import default_paths
+        from ..models.doctor import default_paths
 
         try:
             weights = find_weights(default_paths()[0].parent, settings.estimator)
@@ -198,12 +198,12 @@ def _depth_network(args: argparse.Namespace, settings: DepthSettings, progress) 
 
 
 def _depth(args: argparse.Namespace) -> int:
-    from .cache import DepthCache
-    from .estimator import DepthEstimator
-    from .images import image_to_tensor
-    from .pairing import expand_image_inputs
+    from ..depth.cache import DepthCache
+    from ..depth.estimator import DepthEstimator
+    from ..io.images import image_to_tensor
+    from ..io.pairing import expand_image_inputs
+    from ..normalise import settings_ranges
     from .progress import Progress
-    from .sequence import settings_ranges
 
     settings = settings_from_arguments(args)
     progress = Progress()
@@ -257,8 +257,8 @@ def _depth(args: argparse.Namespace) -> int:
 
 def _write_depth(args, progress, counter: str, path: Path, depth, size, settings, depth_range) -> bool:
     """One image's 16-bit map (and preview) at its own size; False after reporting a failure."""
-    from .conditioning import depth_to_conditioning
-    from .depthmap import colorize, conditioning_to_png16, conditioning_to_previews, save_png
+    from ..conditioning import depth_to_conditioning
+    from ..io.depthmap import colorize, conditioning_to_png16, conditioning_to_previews, save_png
 
     try:
         conditioning = depth_to_conditioning(depth, size, settings, image_size=size, depth_range=depth_range)
@@ -281,7 +281,7 @@ def _write_depth(args, progress, counter: str, path: Path, depth, size, settings
 def _convert(args: argparse.Namespace) -> int:
     import warnings
 
-    from .convert import check_output, convert_pipeline, write_checkpoint
+    from ..models.convert import check_output, convert_pipeline, write_checkpoint
     from .progress import Progress
 
     check_output(args.output)  # before any weight is read
@@ -307,9 +307,9 @@ def _convert(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from urllib.parse import unquote, urlsplit
 
-    from .doctor import default_paths
-    from .download import RetryPolicy, Source, TerminalProgress, download_model
-    from .model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
+    from ..models.doctor import default_paths
+    from ..models.download import RetryPolicy, Source, TerminalProgress, download_model
+    from ..models.model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
 
     if args.retries < 1 or not args.timeout > 0:
         raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")
@@ -396,7 +396,7 @@ def _error_text(error: BaseException) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .model_files import MODEL_FILES
+    from ..models.model_files import MODEL_FILES
 
     parser = argparse.ArgumentParser(
         prog="python -m lib_depth",

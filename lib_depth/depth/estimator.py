@@ -9,9 +9,9 @@ from typing import Callable, ContextManager, Iterator
 
 import torch
 
+from ..validation import check_finite, check_image_batch
 from .cache import DepthCache, image_digest
 from .estimators import DEFAULT_ESTIMATOR, get_estimator
-from .validation import check_finite, check_image_batch
 
 
 @dataclass

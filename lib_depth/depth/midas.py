@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, MutableMapping
 
 import torch
 
-from .checkpoint import depth_model_state_dict
+from ..models.checkpoint import depth_model_state_dict
 
 WEBUI_LDM_FOLDER = Path("repositories") / "stable-diffusion-stability-ai"
 

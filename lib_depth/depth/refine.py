@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .validation import MIN_IMAGE_SIDE, check_finite, check_image_batch
+from ..validation import MIN_IMAGE_SIDE, check_finite, check_image_batch
 
 Estimate = Callable[[torch.Tensor], torch.Tensor]  # [B, 3, h, w] in [-1, 1] -> [B, 1, h', w'] relative depth
 

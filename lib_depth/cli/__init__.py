@@ -1,0 +1,1 @@
+"""The command line (`python -m lib_depth`): one module per command, the parser built from the field table."""
