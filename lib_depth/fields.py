@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .depth.estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
+from .depth_kinds import DEPTH_KINDS
 
 INFOTEXT_KEY = "Depth2img"
 NORMALISE_MODES = ("per image", "shared", "smoothed")  # sequence.py implements them
@@ -81,7 +82,7 @@ FIELDS: tuple[Field, ...] = (
         "choice",
         "estimate",
         "Depth source",
-        "estimate: MiDaS depth of the init image; upload: your own depth map (white = near); "
+        "estimate: MiDaS depth of the init image; upload: your own depth map (its depth kind says what it holds); "
         "reference: the depth of another photo (txt2img)",
         infotext="source",
         choices=("estimate", "upload", "reference"),
@@ -168,8 +169,8 @@ FIELDS: tuple[Field, ...] = (
         "image",
         None,
         "Depth map",
-        "8/16-bit grayscale, RGB or palette; white = near. In txt2img with 'reference', a photo whose depth "
-        "is estimated",
+        "a PNG (8/16-bit), TIFF (16-bit, 32-bit float), OpenEXR (half, float; channel Z, Y or R) or .npy "
+        "file; its meaning is the depth kind. In txt2img with 'reference', a photo whose depth is estimated",
         per_tab={"txt2img": {"label": "Depth map / reference image"}},
     ),
     # appended after "image" so that positional API calls made before them keep working
@@ -265,6 +266,18 @@ FIELDS: tuple[Field, ...] = (
         tabs=("img2img",),
         api=False,
         mirrors="img2img_batch_input_dir",
+    ),
+    Field(
+        "depth_kind",
+        "choice",
+        DEPTH_KINDS[0],
+        "Depth kind",
+        "of an uploaded map: relative: inverse depth as MiDaS gives it, white = near; distance: distance from "
+        "the camera in any unit, larger = farther (a 3D tool's Z pass, a depth camera), turned into 1/distance; "
+        "pixels with 0, negative, NaN or inf become the farthest distance",
+        infotext="depth_kind",
+        choices=DEPTH_KINDS,
+        cli=True,
     ),
 )
 

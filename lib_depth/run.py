@@ -18,7 +18,8 @@ from PIL import Image
 from .conditioning import depth_to_conditioning
 from .depth.estimator import DepthEstimator
 from .geometry import Geometry
-from .io.depthmap import load_depth_map
+from .io.depth_files import DepthMap
+from .io.depthmap import read_user_depth
 from .io.images import image_to_tensor
 from .normalise import DepthRange, settings_ranges
 from .settings import DepthSettings
@@ -35,12 +36,13 @@ class DepthRun:
     settings: DepthSettings
     estimator: DepthEstimator | None
     # uploaded depth map or reference photo; a list gives each image of the batch its own map
-    image: Image.Image | list[Image.Image] | None = None
+    image: Image.Image | DepthMap | list[Image.Image | DepthMap] | None = None
     error: str | None = None  # an invalid request, reported when the conditioning is first asked for
     # normalisation ranges fixed by the caller for this run's images (a Batch-tab frame normalised
     # with its whole sequence); None: from the settings, over the pass's own batch
     ranges: list[DepthRange] | None = None
     used: list[torch.Tensor] = field(default_factory=list)  # the conditioning each pass used (CPU)
+    notes: list[str] = field(default_factory=list)  # per user map: the file read, pixels without depth
     _user_depth: list[np.ndarray] | None = None
 
     def conditioning(self, geometry: Geometry, images: torch.Tensor | None = None, batch: int = 1) -> torch.Tensor:
@@ -118,12 +120,19 @@ class DepthRun:
         ]
         return torch.cat(fitted).expand(batch, -1, -1, -1) if len(fitted) == 1 else torch.cat(fitted)
 
-    def _read(self, image: Image.Image, index: int, count: int) -> np.ndarray:
+    def _read(self, image: Image.Image | DepthMap, index: int, count: int) -> np.ndarray:
         label = "depth map" if count == 1 else f"depth map {index + 1}"
         if self.settings.source == "reference":
             label = label.replace("depth map", "reference image")
+            if not isinstance(image, Image.Image):
+                raise DepthInputError(
+                    f"depth2img: {label}: a {image.description} file is a depth map, not a photo; "
+                    "choose the source upload for it, or send a photo (PNG, JPEG, WebP) as the reference"
+                )
             return self.estimate(image_to_tensor(image.convert("RGB"), name=label))[0, 0].cpu().numpy()
         try:
-            return load_depth_map(image, name=label)
+            depth = read_user_depth(image, self.settings.depth_kind, name=label)
         except ValueError as error:
             raise DepthInputError(f"depth2img: {error}") from None
+        self.notes.append(f"{label}: {depth.note}")
+        return depth.values

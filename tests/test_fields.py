@@ -41,7 +41,7 @@ def test_each_range_is_enforced_at_both_ends(f):
 def test_infotext_uses_the_tables_labels():
     everything = dict(source="upload", invert=True, near=0.9, far=0.1, gamma=2.0, blur=1.0, masked_area="filled")
     everything.update(estimator="depth-anything-v2-small", resolution=700, normalise="shared", percentile=1.0)
-    text = DepthSettings(**everything, time_constant=10.0).to_infotext()
+    text = DepthSettings(**everything, time_constant=10.0, depth_kind="distance").to_infotext()
     assert [part.split("=")[0] for part in text.split("; ")] == [f.infotext for f in INFOTEXT_FIELDS]
 
 

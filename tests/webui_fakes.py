@@ -54,6 +54,7 @@ _GRADIO_KWARGS = {
         "show_share_button",
     ),  # fmt: skip
     "HTML": ("label", "every", "show_label", "visible", "elem_id", "elem_classes"),
+    "File": ("file_count", "file_types", "type", *_COMMON, "height", "elem_id", "elem_classes"),  # components/file.py
     "Button": (
         "variant",
         "size",

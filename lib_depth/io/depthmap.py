@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,79 +15,90 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..depth_kinds import describe_filled, to_model_depth
 from ..validation import check_min_size
+from .depth_files import DepthMap, array_to_depth_values, image_to_depth_values, read_depth_file
 from .files import create_new_file
-from .images import WIDE_COLOUR_READ_AT_8_BITS, ImageSource, check_pixels, open_image
+from .images import ImageSource, check_pixels
 
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's convert("L")
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+@dataclass(frozen=True)
+class UserDepth:
+    """A user map the model's way (larger = nearer, not yet normalised), what was read, and how many
+    pixels had no depth (`distance` maps: filled with the farthest distance)."""
+
+    values: np.ndarray  # float32 [H, W]
+    description: str
+    filled: int = 0
+
+    @property
+    def note(self) -> str:
+        """One line for the status: the file read, and the pixels without depth."""
+        filled = describe_filled(self.filled, self.values.size)
+        return self.description + (f"; {filled}" if filled else "")
+
+
+def read_user_depth(
+    source: ImageSource | DepthMap | bytes,
+    kind: str = "relative",
+    *,
+    name: str = "depth map",
+    max_pixels: int | None = None,
+) -> UserDepth:
+    """A user depth map of any format and `kind` (depth_kinds.py) as depth the model's way.
+
+    ValueError naming `name` for an unreadable file, a map with no valid pixel or a flat one.
+    """
+    depth_map = _as_depth_map(source, name, max_pixels)
+    values, filled = to_model_depth(depth_map.values, kind, name)
+    return UserDepth(values, depth_map.description, filled)
 
 
 def load_depth_map(
-    source: ImageSource, *, invert: bool = False, name: str = "depth map", max_pixels: int | None = None
+    source: ImageSource | DepthMap | bytes,
+    *,
+    invert: bool = False,
+    name: str = "depth map",
+    max_pixels: int | None = None,
 ) -> np.ndarray:
-    """A user depth map as float32 [H, W] in 0..1, white = near.
+    """A user depth map as float32 [H, W], white = near (8/16-bit maps in 0..1, floats as stored).
 
     Takes a PIL image (L, I;16, I, F, RGB, RGBA, LA, P, 1), a numpy array (uint8, uint16 or
-    float; [H, W] or [H, W, 1|3|4]) or a file path. Colour maps count by luma; alpha is ignored.
-    `invert` is for maps where black = near (Z-depth from 3D tools). Files over the pixel limit
-    (lib_depth.images) are refused before decoding; a 16-bit colour file warns that Pillow reads
-    it at 8 bits.
+    float; [H, W] or [H, W, 1|3|4]), a decoded `DepthMap`, a file's bytes or a file path (PNG, TIFF,
+    OpenEXR, .npy: depth_files.py). Colour maps count by luma; alpha is ignored. `invert` is for
+    maps where black = near. Files over the pixel limit (lib_depth.images) are refused before
+    decoding; a 16-bit colour file warns that Pillow reads it at 8 bits.
     """
-    if isinstance(source, np.ndarray):
-        depth = _array_to_depth(source, name)
-        check_pixels(depth.shape[1], depth.shape[0], name, max_pixels)
-    else:
-        image = open_image(source, name, max_pixels=max_pixels)
-        if image.info.get(WIDE_COLOUR_READ_AT_8_BITS):
-            warnings.warn(
-                f"{name}: a 16-bit colour image; Pillow decodes colour at 8 bits per channel, so it is read "
-                "with 256 levels. Save depth maps as 16-bit greyscale PNG to keep their full precision",
-                stacklevel=2,
-            )
-        depth = _image_to_depth(image, name)
+    depth = _as_depth_map(source, name, max_pixels).values
     if not np.isfinite(depth).all():
         raise ValueError(f"{name}: contains NaN or infinite values")
+    depth = depth.astype(np.float32)
     return 1.0 - depth if invert else depth
 
 
-def _image_to_depth(image: Image.Image, name: str) -> np.ndarray:
-    mode = image.mode
-    if mode in _SIXTEEN_BIT_MODES:
-        return np.asarray(image, dtype=np.float32) / 65535.0
-    if mode == "I":  # 16-bit PNGs open as "I" in older Pillow; other 32-bit data is scaled by its max
-        values = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if values.min() >= 0 and values.max() <= 65535 else float(np.abs(values).max() or 1.0)
-        return (values / peak).astype(np.float32)
-    if mode == "F":
-        return np.asarray(image, dtype=np.float32)
-    if mode in ("L", "1"):
-        return np.asarray(image.convert("L"), dtype=np.float32) / 255.0
-    if mode not in ("RGB", "RGBA", "LA", "P", "CMYK", "YCbCr", "LAB", "HSV", "RGBX", "La", "PA"):
-        raise ValueError(f"{name}: unsupported image mode {mode!r}")
-    if mode in ("LA", "La"):
-        return np.asarray(image.getchannel(0), dtype=np.float32) / 255.0
-    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return rgb @ _LUMA
-
-
-def _array_to_depth(array: np.ndarray, name: str) -> np.ndarray:
-    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (1, 3, 4)):
-        raise ValueError(f"{name}: expected an array [H, W] or [H, W, 1|3|4], got shape {array.shape}")
-    if array.ndim == 3:
-        array = array[..., 0] if array.shape[2] == 1 else array[..., :3]
-    if array.dtype == np.uint8:
-        values = array.astype(np.float32) / 255.0
-    elif array.dtype == np.uint16:
-        values = array.astype(np.float32) / 65535.0
-    elif np.issubdtype(array.dtype, np.floating):
-        values = array.astype(np.float32)
+def _as_depth_map(source: object, name: str, max_pixels: int | None) -> DepthMap:
+    if isinstance(source, DepthMap):
+        check_pixels(source.width, source.height, name, max_pixels)
+        return source
+    if isinstance(source, np.ndarray):
+        depth = array_to_depth_values(source, name)
+        check_pixels(depth.shape[1], depth.shape[0], name, max_pixels)
+        return DepthMap(depth, f"array {source.dtype}")
+    if isinstance(source, (str, os.PathLike, bytes, bytearray, memoryview)):
+        depth_map = read_depth_file(source, name, max_pixels)
+    elif isinstance(source, Image.Image):
+        check_pixels(source.width, source.height, name, max_pixels)
+        check_min_size(source.height, source.width, name)
+        depth_map = DepthMap(image_to_depth_values(source, name), f"image {source.mode}")
     else:
-        raise ValueError(f"{name}: unsupported array dtype {array.dtype}; use uint8, uint16 or float")
-    if values.ndim == 3:
-        values = values @ _LUMA
-    check_min_size(values.shape[0], values.shape[1], name)
-    return values
+        raise ValueError(f"{name}: expected a PIL image, numpy array or file path, got {type(source).__name__}")
+    if "read at 8 bits" in depth_map.description:
+        warnings.warn(
+            f"{name}: a 16-bit colour image; Pillow decodes colour at 8 bits per channel, so it is read "
+            "with 256 levels. Save depth maps as 16-bit greyscale PNG to keep their full precision",
+            stacklevel=3,
+        )
+    return depth_map
 
 
 def depth_to_tensor(depth: np.ndarray | list[np.ndarray], device: torch.device | str | None = None) -> torch.Tensor:

@@ -108,7 +108,7 @@ def open_limited(
 WIDE_COLOUR_READ_AT_8_BITS = "depth2img: 16-bit colour read at 8 bits"
 
 
-def _is_wide_colour(image: Image.Image) -> bool:
+def is_wide_colour(image: Image.Image) -> bool:
     """A 16-bit-per-channel colour file, which Pillow can only decode to 8 bits per channel."""
     try:
         rawmode = image.tile[0][3]
@@ -156,7 +156,7 @@ def open_image(source: ImageSource, name: str = "image", *, max_pixels: int | No
         try:
             with open_limited(path, f"{name} {path.name}", max_pixels) as opened, warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                wide_colour = _is_wide_colour(opened)
+                wide_colour = is_wide_colour(opened)
                 opened.load()
                 image = fix_image(opened)
                 image = image.copy() if image is opened else image

@@ -20,7 +20,7 @@ from ..fields import ARG_NAMES
 from ..geometry import RESIZE_MODES, generation_size
 from ..settings import DepthSettings
 from .args import refuse_server_folders
-from .payload import PayloadError, decode_image, encode_png
+from .payload import PayloadError, decode_depth_input, decode_image, encode_png
 
 log = logging.getLogger("sd-webui-depth2img")
 
@@ -32,7 +32,7 @@ ESTIMATE_FIELDS = ("image", "settings", "width", "height", "resize_mode")
 
 @dataclass
 class EstimateRequest:
-    image: Any  # PIL image
+    image: Any  # PIL image, or a DepthMap (OpenEXR, .npy) for source upload
     settings: DepthSettings
     width: int
     height: int
@@ -52,7 +52,8 @@ def parse_estimate_request(payload: dict[str, Any], **limits: int) -> EstimateRe
         settings = DepthSettings.from_dict(settings_values)
     except ValueError as error:
         raise PayloadError(f"settings: {error}") from None
-    image = decode_image(payload.get("image"), "image", **limits)
+    decode = decode_image if settings.source == "estimate" else decode_depth_input  # a map keeps its precision
+    image = decode(payload.get("image"), "image", **limits)
     values = {
         "width": payload.get("width", image.width),
         "height": payload.get("height", image.height),
@@ -177,6 +178,7 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
         "width": geometry.width,
         "height": geometry.height,
         "info": settings.to_infotext(),
+        "notes": run.notes,
     }
 
 

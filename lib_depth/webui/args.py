@@ -8,16 +8,18 @@ from typing import Any, Mapping, Sequence
 from PIL import Image
 
 from ..fields import ARG_NAMES, FIELDS
+from ..io.depth_files import DepthMap
 from ..io.images import fix_image
 from ..settings import DepthSettings
-from .payload import PayloadError, decode_image
+from .payload import PayloadError, decode_depth_input
 
 
 @dataclass
 class ScriptRequest:
     settings: DepthSettings
-    # the uploaded depth map or the reference photo (txt2img); over the API also a list, one per init image
-    image: Image.Image | list[Image.Image] | None = None
+    # the uploaded depth map or the reference photo (txt2img); over the API also a list, one per init image.
+    # OpenEXR and .npy maps arrive as a DepthMap (full precision), any other file as a PIL image
+    image: Image.Image | DepthMap | list[Image.Image | DepthMap] | None = None
 
 
 MAX_MAPS = 256  # depth maps in one request
@@ -58,15 +60,15 @@ def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: in
         settings = DepthSettings(**values)
     except ValueError as error:
         raise PayloadError(f"depth2img: {error}") from None
-    decoded: Image.Image | list[Image.Image] | None = None
+    decoded: Image.Image | DepthMap | list[Image.Image | DepthMap] | None = None
     if isinstance(image, (list, tuple)):
         if len(image) > MAX_MAPS:
             raise PayloadError(f"depth2img image: {len(image)} images is over the limit of {MAX_MAPS}")
-        decoded = [decode_image(item, f"depth2img image {n + 1}", **limits) for n, item in enumerate(image)]
+        decoded = [decode_depth_input(item, f"depth2img image {n + 1}", **limits) for n, item in enumerate(image)]
     elif isinstance(image, Image.Image):  # the accordion's upload: oriented as the WebUI orients init images
-        decoded = decode_image(fix_image(image), "depth2img image", **limits)
-    elif image is not None and image != "":
-        decoded = decode_image(image, "depth2img image", **limits)
+        decoded = decode_depth_input(fix_image(image), "depth2img image", **limits)
+    elif image is not None and image != "" and image != b"":
+        decoded = decode_depth_input(image, "depth2img image", **limits)
     return ScriptRequest(settings, decoded or None)
 
 

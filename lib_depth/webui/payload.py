@@ -16,12 +16,13 @@ import warnings
 
 from PIL import Image
 
+from ..io.depth_files import DepthMap, is_depth_file_bytes, read_depth_file
 from ..io.images import DEFAULT_MAX_MEGAPIXELS, check_pixels, fix_image, open_limited
 
 DEFAULT_MAX_PIXELS = int(DEFAULT_MAX_MEGAPIXELS * 1e6)  # the engine's default: the WebUI's img_max_size_mp
 _API_HINT = "the Depth2img maximum megapixels setting, else the WebUI's Maximum image size, sets it"
 DEFAULT_MAX_BASE64_CHARS = 64 * 2**20  # 64 MiB of base64 text, about 48 MiB of file
-_DATA_URL = re.compile(r"^data:image/[a-zA-Z0-9.+-]+;base64,", re.ASCII)
+_DATA_URL = re.compile(r"^data:[a-zA-Z0-9.+-]+/[a-zA-Z0-9.+-]+;base64,", re.ASCII)  # image/x-exr, application/...
 _BASE64_CHARS = re.compile(r"^[A-Za-z0-9+/=\s]*$", re.ASCII)
 _PATH_LIKE = re.compile(r"^(~|\.{0,2}/|[A-Za-z]:[\\/])|\.(png|jpe?g|webp|bmp|gif|tiff?|exr)$", re.ASCII | re.IGNORECASE)
 _NOT_BASE64 = "expected base64 image data (plain or a data:image/... URL); file paths and URLs are not accepted"
@@ -52,18 +53,51 @@ def decode_image(
     return image
 
 
-def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: int) -> Image.Image:
+def decode_depth_input(
+    value: object,
+    field: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_base64_chars: int = DEFAULT_MAX_BASE64_CHARS,
+) -> Image.Image | DepthMap:
+    """A depth map or reference photo: a PIL image, a file's bytes (the accordion's file upload) or
+    base64 text. OpenEXR and .npy (told by their first bytes) become a `DepthMap` at full precision;
+    anything else is opened as an image as `decode_image` opens it."""
+    if isinstance(value, str):
+        data = _base64_bytes(value, field, max_base64_chars)
+        if not is_depth_file_bytes(data):
+            return decode_image(_open_bytes(data, field, value, max_pixels=max_pixels), field, max_pixels=max_pixels)
+        value = data
+    if isinstance(value, (bytes, bytearray)):
+        if not value:
+            raise PayloadError(f"{field}: the uploaded file is empty")
+        if is_depth_file_bytes(value):
+            try:
+                return read_depth_file(bytes(value), field, max_pixels, hint=_API_HINT)
+            except ValueError as error:
+                raise PayloadError(str(error)) from None
+        return decode_image(_open_bytes(bytes(value), field, "", max_pixels=max_pixels), field, max_pixels=max_pixels)
+    return decode_image(value, field, max_pixels=max_pixels, max_base64_chars=max_base64_chars)
+
+
+def _base64_bytes(text: str, field: str, max_base64_chars: int) -> bytes:
     if len(text) > max_base64_chars:
         raise PayloadError(f"{field}: {len(text):,} characters of base64 is over the limit of {max_base64_chars:,}")
     text = _DATA_URL.sub("", text.strip(), count=1)
     if not text or not _BASE64_CHARS.match(text):
-        raise PayloadError(
-            f"{field}: expected base64 image data (plain or a data:image/... URL); file paths and URLs are not accepted"
-        )
+        raise PayloadError(f"{field}: {_NOT_BASE64}")
     try:
-        data = base64.b64decode(text, validate=False)
+        return base64.b64decode(text, validate=False)
     except (binascii.Error, ValueError):
         raise PayloadError(f"{field}: {_NOT_BASE64 if _PATH_LIKE.search(text) else 'not valid base64'}") from None
+
+
+def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: int) -> Image.Image:
+    return _open_bytes(_base64_bytes(text, field, max_base64_chars), field, text, max_pixels=max_pixels)
+
+
+def _open_bytes(data: bytes, field: str, text: str, *, max_pixels: int) -> Image.Image:
+    """A file's bytes opened as an image: header checked against the limit, then decoded and oriented."""
     try:
         try:
             image = open_limited(io.BytesIO(data), field, max_pixels, hint=_API_HINT)  # header only

@@ -16,8 +16,9 @@ from ..io.depthmap import colorize, conditioning_to_previews
 from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
-from . import compat
+from . import compat, options
 from .depth_model import CACHE, is_depth_model, make_estimator
+from .payload import decode_depth_input
 from .prepare import only_masked_region, prepare_image, prepared_mask
 from .status import as_html, status_html
 
@@ -111,7 +112,12 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
             return None, status_html()
         init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
         hits = CACHE.stats().hits
-        run = DepthRun(settings, make_estimator(sd_model, settings), values.get("image"))
+        image = values.get("image")  # the accordion's file: bytes (a PIL image from other callers)
+        if isinstance(image, (bytes, str)) and not image:
+            image = None
+        elif image is not None:
+            image = decode_depth_input(image, "depth map", **options.image_limits())
+        run = DepthRun(settings, make_estimator(sd_model, settings), image)
         conditioning, geometry = request_conditioning(
             run,
             width=int(values.get("width") or 512),
@@ -126,6 +132,7 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
         resolution = get_estimator(settings.estimator).check_resolution(settings.resolution or None)
         source = f"{settings.estimator} at {resolution}" if settings.source == "estimate" else settings.source
         note = f"Depth for {geometry.width}x{geometry.height} ({source}){cached}, {seconds:.1f} s. White = near."
+        note += "".join(f" {line}." for line in run.notes)  # the file read; pixels without depth
         return (colorize(picture) if values.get("color") else picture), as_html("depth2img-ok", note)
     except (ValueError, DepthInputError) as error:
         return None, as_html("depth2img-warn", str(error))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
+from ..io.depth_files import DEPTH_MAP_FILE_TYPES
 from ..settings import DepthSettings
 from . import download, options
 from .compat import webui_inputs
@@ -19,7 +20,7 @@ from .status import as_html, status_html
 # rows of the accordion, by field name; a field missing here gets a row of its own at the end
 LAYOUT: tuple[tuple[str, ...], ...] = (
     ("source", "masked_area"),
-    ("image",),
+    ("image", "depth_kind"),
     ("invert", "save_depth"),
     ("far", "near"),
     ("gamma", "blur"),
@@ -43,10 +44,14 @@ def widget(f: Field, tab: str) -> Any:
         return gr.Slider(low, high, value=f.default, step=f.step, visible=visible, **common)
     if f.kind == "text":
         return gr.Textbox(f.default, lines=1, max_lines=1, visible=visible and not f.mirrors, **common)
+    if f.name == "depth_kind":  # beside the upload it describes: shown with source "upload"
+        visible = tab == "txt2img"
     if f.kind == "choice":
         return gr.Radio(list(f.choices_for(tab)), value=f.default_for(tab), visible=visible, **common)
-    # the map or photo: shown where the source needs it (txt2img always, img2img for "upload")
-    return gr.Image(type="pil", image_mode=None, source="upload", visible=tab == "txt2img", **common)
+    # the map or photo: shown where the source needs it (txt2img always, img2img for "upload"). A file,
+    # not gr.Image: that converts every upload through the browser and PIL, so a float map would lose
+    # its precision (and OpenEXR, .npy could not be sent at all). Its bytes are decoded by payload.py.
+    return gr.File(type="binary", file_types=list(DEPTH_MAP_FILE_TYPES), visible=tab == "txt2img", **common)
 
 
 def build(script: Any, is_img2img: bool) -> list[Any]:
@@ -95,9 +100,9 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
         )
 
     components["source"].change(
-        fn=lambda source: gr.update(visible=source != "estimate"),
+        fn=lambda source: (gr.update(visible=source != "estimate"), gr.update(visible=source == "upload")),
         inputs=[components["source"]],
-        outputs=[components["image"]],
+        outputs=[components["image"], components["depth_kind"]],
     )
     enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
     refresh.click(fn=status_html, outputs=[status], show_progress=False)
