@@ -78,7 +78,7 @@ def _written(requested: Path, written: Path, source: Path | None = None) -> str:
 def _preview(args: argparse.Namespace) -> int:
     from ..conditioning import depth_to_conditioning
     from ..geometry import Geometry, generation_size
-    from ..io.depthmap import colorize, conditioning_to_previews, depth_to_tensor, load_depth_map, save_png
+    from ..io.depthmap import colorize, conditioning_to_previews, depth_to_tensor, read_user_depth, save_png
     from ..io.images import check_pixels
 
     settings = settings_from_arguments(args)
@@ -86,7 +86,9 @@ def _preview(args: argparse.Namespace) -> int:
         raise ValueError(f"-o/--output: {args.output} must be a .png file name (the preview is written as PNG)")
     if args.width is not None and args.height is not None:
         check_pixels(args.width, args.height, "--width/--height")
-    depth = load_depth_map(args.depth_map, name="depth map")
+    user_depth = read_user_depth(args.depth_map, settings.depth_kind, name=str(args.depth_map))
+    print(f"{args.depth_map}: {user_depth.note}")
+    depth = user_depth.values
     requested_width, requested_height = args.width or depth.shape[1], args.height or depth.shape[0]
     check_pixels(requested_width, requested_height, "--width/--height")
     width, height = generation_size(requested_width, requested_height, "--width/--height")
@@ -214,22 +216,26 @@ def _depth(args: argparse.Namespace) -> int:
         failed += 1
         progress.print(f"error: {problem}", file=sys.stderr)
 
-    images = expand_image_inputs(args.images, on_problem=report)
+    distance = settings.depth_kind == "distance"  # the inputs are distance maps to convert, not photos
+    images = expand_image_inputs(args.images, on_problem=report, depth_maps=distance)
     total = len(images) + failed  # the inputs that matched nothing count as failed items
     if not images:
         raise ValueError("no image to process")
     check_writable_folder(args.output, "-o/--output")
-    network, key = _depth_network(args, settings, progress)
-    estimator = DepthEstimator(
-        network, key=key, cache=DepthCache(), estimator=settings.estimator, resolution=settings.resolution or None
-    )
+    if distance:
+        estimator = DistanceMaps(progress)
+    else:
+        network, key = _depth_network(args, settings, progress)
+        estimator = DepthEstimator(
+            network, key=key, cache=DepthCache(), estimator=settings.estimator, resolution=settings.resolution or None
+        )
     as_sequence = settings.normalise != "per image" or settings.percentile > 0
     estimates: list[tuple[Path, object]] = []  # (image, raw depth): all of them first for a sequence
     for number, path in enumerate(images, start=1):
         counter = f"({number}/{len(images)}) " if len(images) > 1 else ""
         try:
-            progress.step(f"estimating depth {counter}{path.name}")
-            tensor = image_to_tensor(path, name="image")
+            progress.step(f"{'reading' if distance else 'estimating depth'} {counter}{path.name}")
+            tensor = estimator.read(path) if distance else image_to_tensor(path, name="image")
             if as_sequence and estimates and tuple(tensor.shape[-2:]) != tuple(estimates[0][2]):
                 raise ValueError(
                     f"{tuple(tensor.shape[-1:-3:-1])} pixels, but the sequence's first frame has "
@@ -253,6 +259,27 @@ def _depth(args: argparse.Namespace) -> int:
         print(f"{failed} of {total} item(s) failed", file=sys.stderr)
         return 1
     return 0
+
+
+class DistanceMaps:
+    """`depth --depth-kind distance`: each input is a distance map, converted (1/distance) instead of
+    estimated; `read` gives it as [1, 1, H, W], and `estimate` hands it back unchanged."""
+
+    def __init__(self, progress) -> None:  # noqa: ANN001
+        self.progress = progress
+
+    def read(self, path: Path):  # noqa: ANN201
+        import torch
+
+        from ..io.depthmap import read_user_depth
+
+        depth = read_user_depth(path, "distance", name=str(path))
+        if depth.filled:
+            self.progress.print(f"note: {path}: {depth.note}")
+        return torch.from_numpy(depth.values)[None, None]
+
+    def estimate(self, tensor):  # noqa: ANN001, ANN201
+        return tensor
 
 
 def _write_depth(args, progress, counter: str, path: Path, depth, size, settings, depth_range) -> bool:
@@ -418,7 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
         "(resized to latent size, edited, normalised), upsampled to the generation size.",
     )
     preview.add_argument(
-        "depth_map", type=Path, help="depth map image (8/16-bit grey, RGB, RGBA, palette); white = near"
+        "depth_map",
+        type=Path,
+        help="depth map file: PNG (8/16-bit), TIFF (16-bit, 32-bit float), OpenEXR, .npy; see --depth-kind",
     )
     preview.add_argument(
         "-o", "--output", type=Path, required=True, help="PNG file to write (never overwritten: name-1.png ...)"
@@ -479,7 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
         "image's resolution (white = near), named <image>-depth.png; existing files are never overwritten. With "
         "--normalise shared or smoothed the frames are normalised as one sequence (all estimated first).",
     )
-    depth.add_argument("images", nargs="+", help="input images, folders of images, or glob patterns ('frames/*.png')")
+    depth.add_argument(
+        "images",
+        nargs="+",
+        help="input images, folders of images, or glob patterns ('frames/*.png'); with --depth-kind distance, "
+        "distance maps (also OpenEXR, .npy) converted to the depth the model gets instead of estimated",
+    )
     depth.add_argument(
         "--checkpoint", type=Path, help="depth checkpoint (.safetensors or .ckpt): the dpt-hybrid estimator's weights"
     )

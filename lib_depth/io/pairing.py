@@ -3,7 +3,7 @@
 Pairing rules (the same on every system, whatever the file system does with case):
 - a map belongs to a frame when its name without extension is the frame's, optionally followed by
   `-depth` or `_depth`: `frame_0001.png` <- `frame_0001.png`, `frame_0001-depth.tif`, `frame_0001_depth.jpg`;
-- any extension Pillow can read here (see `image_extensions`); `.exr` is not one of them;
+- any extension Pillow can read here (see `image_extensions`), and `.exr`, `.npy` for maps (depth_files.py);
 - names compare exactly first; only when no map matches exactly, case-insensitively
   (`Frame_0001.PNG` <- `frame_0001-depth.png`);
 - two candidates at the same level are ambiguous: that frame gets a message naming both;
@@ -24,6 +24,8 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
+from .depth_files import DEPTH_FILE_EXTENSIONS
+
 PAIRING_POLICIES = ("stop", "estimate")
 DEPTH_SUFFIXES = ("-depth", "_depth")
 # Formats people keep frames and maps in; only those this Pillow can open are used.
@@ -43,6 +45,11 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in image_extensions()
 
 
+def is_depth_map_file(path: Path) -> bool:
+    """An image, or a file only depth maps come as (OpenEXR, .npy); its bytes decide how it is read."""
+    return is_image_file(path) or path.suffix.lower() in DEPTH_FILE_EXTENSIONS
+
+
 def natural_key(path: Path | str) -> tuple:
     """Sort key with numbers by value (frame_2 before frame_10), then case-insensitive, then exact."""
     text = str(path)
@@ -55,7 +62,7 @@ def natural_sorted(paths: Iterable[Path]) -> list[Path]:
 
 
 def expand_image_inputs(
-    items: Sequence[str | os.PathLike], on_problem: Callable[[str], None] | None = None
+    items: Sequence[str | os.PathLike], on_problem: Callable[[str], None] | None = None, *, depth_maps: bool = False
 ) -> list[Path]:
     """Files, folders (their images, not recursive, hidden files skipped) and glob patterns -> image
     files in natural order, each once.
@@ -63,7 +70,10 @@ def expand_image_inputs(
     The whole list is sorted naturally, so a glob the shell expanded gives the same order as a quoted
     one. A problem (nothing matches, not an image, unreadable folder) goes to `on_problem` and the
     other items still count; without `on_problem`, all problems together raise one ValueError.
+    `depth_maps`: the inputs are depth maps, so OpenEXR and .npy files count too.
     """
+    wanted = is_depth_map_file if depth_maps else is_image_file
+    extensions = image_extensions() + (DEPTH_FILE_EXTENSIONS if depth_maps else ())
     problems: list[str] = []
     found: dict[Path, Path] = {}
     for item in items:
@@ -71,17 +81,17 @@ def expand_image_inputs(
         path = Path(text).expanduser()
         try:
             if path.is_dir():
-                images = _folder_images(path)
+                images = _folder_images(path, wanted)
                 if not images:
-                    names = ", ".join(image_extensions())
+                    names = ", ".join(extensions)
                     problems.append(f"{text}: no image files ({names}) in this folder")
             elif path.exists():
-                images = [path] if is_image_file(path) else []
+                images = [path] if wanted(path) else []
                 if not images:
-                    problems.append(f"{text}: not an image file (expected one of {', '.join(image_extensions())})")
+                    problems.append(f"{text}: not an image file (expected one of {', '.join(extensions)})")
             elif _GLOB_MAGIC.search(text):
                 matches = [Path(match) for match in glob.glob(str(path), recursive=True)]
-                images = [match for match in matches if match.is_file() and is_image_file(match)]
+                images = [match for match in matches if match.is_file() and wanted(match)]
                 if not images:
                     problems.append(f"{text}: the pattern matches no image files")
             else:
@@ -107,11 +117,11 @@ def _identity(path: Path) -> Path:
         return path.absolute()
 
 
-def _folder_images(folder: Path) -> list[Path]:
+def _folder_images(folder: Path, wanted: Callable[[Path], bool] = is_image_file) -> list[Path]:
     """Image files directly in `folder`; PermissionError/OSError propagates to name the folder."""
     with os.scandir(folder) as entries:
         files = [Path(entry.path) for entry in entries if not entry.name.startswith(".") and entry.is_file()]
-    return natural_sorted(path for path in files if is_image_file(path))
+    return natural_sorted(path for path in files if wanted(path))
 
 
 @dataclass(frozen=True)
@@ -234,17 +244,19 @@ def _map_candidates(maps: str | os.PathLike | Sequence[str | os.PathLike]) -> tu
             raise ValueError(f"depth maps folder: {folder} cannot be read ({error.strerror or error})") from None
     else:
         files = [Path(path) for path in maps]
-    images = natural_sorted(path for path in files if is_image_file(path))
-    return images, [path for path in files if not is_image_file(path)]
+    images = natural_sorted(path for path in files if is_depth_map_file(path))
+    return images, [path for path in files if not is_depth_map_file(path)]
 
 
-def load_paired_map(pair: FramePair, policy: str = "stop") -> tuple[np.ndarray | None, str | None]:
-    """Read a pair's map (float32 [H, W], 0..1, white = near) with `depthmap.load_depth_map`.
+def load_paired_map(
+    pair: FramePair, policy: str = "stop", kind: str = "relative"
+) -> tuple[np.ndarray | None, str | None]:
+    """Read a pair's map (float32 [H, W], white = near) of depth `kind` with `depthmap.read_user_depth`.
 
     Returns (map, None); or (None, message) when there is no map or it fails to decode and the
     policy is `estimate`; with `stop` a failure raises ValueError naming the frame and the map.
     """
-    from .depthmap import load_depth_map
+    from .depthmap import read_user_depth
 
     check_policy(policy)
     if pair.depth_map is None:
@@ -253,7 +265,7 @@ def load_paired_map(pair: FramePair, policy: str = "stop") -> tuple[np.ndarray |
         return None, pair.problem
     name = f"depth map {pair.depth_map.name} for {pair.frame.name}"
     try:
-        return load_depth_map(pair.depth_map, name=name), None
+        return read_user_depth(pair.depth_map, kind, name=name).values, None
     except Exception as error:  # a decoding failure of one user file must not end the sequence
         message = str(error) if isinstance(error, ValueError) else f"{name}: {type(error).__name__}: {error}"
         if policy == "stop":

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from ..geometry import Geometry
-from ..io.depthmap import load_depth_map
+from ..io.depth_files import read_depth_file
+from ..io.depthmap import read_user_depth
 from ..io.images import image_to_tensor
 from ..io.pairing import pair_depth_maps
 from ..normalise import DepthRange, settings_ranges
@@ -115,13 +116,10 @@ def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None
     depth_map = sequence.maps[number]
     if depth_map is None:  # policy "estimate" (with "stop" pairing has refused already)
         return DepthRun(settings.replace(source="estimate"), estimator, error=error)
-    try:
-        from modules import images
-
-        image = images.read(depth_map)
-        image.load()
-    except OSError as problem:
-        message = f"depth2img: depth map {depth_map.name} for {sequence.frames[number].name}: {problem}"
+    try:  # any depth map file (PNG, TIFF, OpenEXR, .npy), at full precision
+        image = read_depth_file(depth_map, f"depth map {depth_map.name} for {sequence.frames[number].name}")
+    except ValueError as problem:
+        message = f"depth2img: {problem}"
         if settings.missing_map == "stop":
             return DepthRun(settings, estimator, error=error or message)
         return DepthRun(settings.replace(source="estimate"), estimator, error=error)
@@ -167,7 +165,8 @@ def _measure(sequence: BatchSequence, run: DepthRun, geometry: Geometry) -> list
     for number, frame in enumerate(sequence.frames):
         shared.state.textinfo = f"Depth2img: depth of frame {number + 1} of {len(sequence.frames)}"
         if sequence.maps[number] is not None:
-            fitted = geometry.fit(load_depth_map(sequence.maps[number], name=f"depth map for {frame.name}"))
+            name = f"depth map for {frame.name}"
+            fitted = geometry.fit(read_user_depth(sequence.maps[number], settings.depth_kind, name=name).values)
             depths.append(torch.from_numpy(fitted)[None, None])
         else:
             image = prepare_image(
