@@ -156,7 +156,8 @@ def test_default_resize_mode_is_txt2img_centre_crop(tmp_path):
 def test_exif_rotated_depth_map_preview_is_upright(tmp_path, capsys):
     exif = Image.Exif()
     exif[0x0112] = 6
-    Image.fromarray(np.zeros((80, 160), np.uint8)).save(tmp_path / "phone.png", exif=exif)
+    ramp = np.tile(np.arange(160, dtype=np.uint8), (80, 1))  # not flat: a flat map has no depth to keep
+    Image.fromarray(ramp).save(tmp_path / "phone.png", exif=exif)
     assert main(["preview", str(tmp_path / "phone.png"), "-o", str(tmp_path / "o.png")]) == 0
     assert Image.open(tmp_path / "o.png").size == (80, 160)
 

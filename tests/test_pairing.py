@@ -147,10 +147,10 @@ def test_unreadable_and_truncated_maps(tmp_path):
 def test_unsupported_format_is_named_in_the_message(tmp_path):
     frames = frames_in(tmp_path / "frames", ["f_1.png"])
     (tmp_path / "maps").mkdir()
-    (tmp_path / "maps" / "f_1-depth.exr").write_bytes(b"v/1\x01")
-    assert ".exr" not in image_extensions()
+    (tmp_path / "maps" / "f_1-depth.exr").write_bytes(b"v/1\x01")  # an OpenEXR file cut after its magic
+    (tmp_path / "maps" / "f_1-depth.doc").write_bytes(b"not a map")
     pairing = pair_depth_maps(frames, tmp_path / "maps", policy="estimate")
-    assert "f_1-depth.exr is not a format Pillow reads here" in pairing.problems[0]
+    assert "depth map f_1-depth.exr is unreadable (truncated or damaged OpenEXR header" in pairing.problems[0]
 
 
 def test_maps_beside_the_frames_never_pair_a_frame_with_itself(tmp_path):

@@ -104,8 +104,11 @@ def test_source_change_shows_the_upload(load_script):
     module, fakes = load_script()
     _, components = build_ui(module, fakes, True)
     listener = by_id(components, "_source").listeners["change"][0]
-    assert listener["fn"]("upload") == {"__type__": "update", "visible": True}
-    assert listener["fn"]("estimate") == {"__type__": "update", "visible": False}
+    shown = {"__type__": "update", "visible": True}
+    hidden = {"__type__": "update", "visible": False}
+    assert listener["fn"]("upload") == (shown, shown)  # the upload and its depth kind
+    assert listener["fn"]("estimate") == (hidden, hidden)
+    assert listener["fn"]("reference") == (shown, hidden)  # a photo has no depth kind
 
 
 def test_paste_back_restores_every_infotext_field(load_script):

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..validation import check_min_size
 from .exr import MAGIC as EXR_MAGIC
-from .exr import read_exr
+from .exr import pick_channel, read_exr, read_header
 from .images import COMMAND_LINE_HINT, check_pixels, fix_image, is_wide_colour, open_limited
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -32,6 +32,7 @@ _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601, as PIL's
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _MODE_NAMES = {"L": "8-bit grey", "I": "32-bit integer", "F": "32-bit float", "1": "1-bit"}
 _MAX_NPY_HEADER = 1 << 16
+_MAX_PROBE = 1 << 20  # header bytes read to check a map while pairing
 _EXPECTED = "expected a depth map: PNG, TIFF, OpenEXR, .npy, or another image"
 
 FileSource = Union[bytes, bytearray, memoryview, str, os.PathLike]
@@ -92,6 +93,29 @@ def read_depth_file(
     return _read_image(io.BytesIO(bytes(data)), name, max_pixels, hint)
 
 
+def probe_depth_file(path: Path) -> None:
+    """Check a depth map file's header only (pairing a folder of maps); ValueError says why it is
+    unusable. The pixels are decoded later, when the map is used."""
+    name = path.name
+    try:
+        with open(path, "rb") as file:
+            head = file.read(_MAX_PROBE)
+    except OSError as error:
+        raise ValueError(f"{name}: cannot be read ({error.strerror or error})") from None
+    if not head:
+        raise ValueError(f"{name}: the file is empty")
+    if head.startswith(EXR_MAGIC):
+        pick_channel(read_header(memoryview(head), name), name)
+    elif head.startswith(NPY_MAGIC):
+        _npy_header(memoryview(head), name)
+    else:
+        try:
+            with open_limited(path, name) as image:
+                image.size  # noqa: B018 - the header is parsed on open; size proves it
+        except (UnidentifiedImageError, OSError, SyntaxError, EOFError) as error:
+            raise ValueError(f"{name}: not a readable image ({type(error).__name__}: {error})") from None
+
+
 def _read_raw(data: memoryview, name: str, max_pixels: int | None, hint: str) -> DepthMap:
     if bytes(data[:4]) == EXR_MAGIC:
         exr = read_exr(data, name, max_pixels, hint)
@@ -104,6 +128,21 @@ def _read_raw(data: memoryview, name: str, max_pixels: int | None, hint: str) ->
 
 def _read_npy(data: memoryview, name: str, max_pixels: int | None, hint: str) -> tuple[np.ndarray, str]:
     """A 2-D numeric .npy array (or one with a single channel); no pickles, header checked first."""
+    (height, width), fortran_order, dtype, start = _npy_header(data, name)
+    check_pixels(width, height, name, max_pixels, hint)
+    size = height * width * dtype.itemsize
+    if start + size > len(data):
+        raise ValueError(f"{name}: a truncated .npy file ({len(data) - start:,} of {size:,} bytes of data)")
+    array = np.frombuffer(data[start : start + size], dtype=dtype).reshape(
+        (height, width) if not fortran_order else (width, height)
+    )
+    array = array.T if fortran_order else array
+    values = array.astype(np.float64 if dtype.kind in "ui" and dtype.itemsize > 2 else np.float32)
+    return values, f".npy {dtype.name}"
+
+
+def _npy_header(data: memoryview, name: str) -> tuple[tuple[int, int], bool, np.dtype, int]:
+    """((height, width), Fortran order, dtype, where the data starts) of a .npy depth map."""
     stream = io.BytesIO(bytes(data[: _MAX_NPY_HEADER + 16]))
     try:
         version = np.lib.format.read_magic(stream)
@@ -123,17 +162,7 @@ def _read_npy(data: memoryview, name: str, max_pixels: int | None, hint: str) ->
     height, width = squeezed
     if not height or not width:
         raise ValueError(f"{name}: an empty .npy array (shape {shape})")
-    check_pixels(width, height, name, max_pixels, hint)
-    start = stream.tell()
-    size = height * width * dtype.itemsize
-    if start + size > len(data):
-        raise ValueError(f"{name}: a truncated .npy file ({len(data) - start:,} of {size:,} bytes of data)")
-    array = np.frombuffer(data[start : start + size], dtype=dtype).reshape(
-        (height, width) if not fortran_order else (width, height)
-    )
-    array = array.T if fortran_order else array
-    values = array.astype(np.float64 if dtype.kind in "ui" and dtype.itemsize > 2 else np.float32)
-    return values, f".npy {dtype.name}"
+    return (height, width), fortran_order, dtype, stream.tell()
 
 
 def _read_image(file: Path | io.BytesIO, name: str, max_pixels: int | None, hint: str) -> DepthMap:

@@ -72,8 +72,10 @@ def read_exr(
 
 def read_header(data: memoryview, name: str) -> ExrHeader:
     """The attributes we need, checked; ValueError for anything we cannot read safely."""
-    if len(data) < 8 or bytes(data[:4]) != MAGIC:
+    if bytes(data[:4]) != MAGIC:
         raise ValueError(f"{name}: not an OpenEXR file")
+    if len(data) < 8:
+        raise ValueError(f"{name}: truncated or damaged OpenEXR header (the file ends after {len(data)} bytes)")
     flags = struct.unpack_from("<I", data, 4)[0]
     if flags & 0xFF != 2:
         raise ValueError(f"{name}: OpenEXR version {flags & 0xFF} is not supported (2 is)")

@@ -24,7 +24,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-from .depth_files import DEPTH_FILE_EXTENSIONS
+from .depth_files import DEPTH_FILE_EXTENSIONS, probe_depth_file
 
 PAIRING_POLICIES = ("stop", "estimate")
 DEPTH_SUFFIXES = ("-depth", "_depth")
@@ -161,10 +161,11 @@ def _map_stem(stem: str) -> str:
 
 
 def _readable(path: Path) -> str | None:
-    """None if Pillow can open the file's header, else why not."""
+    """None if the file's header reads as a depth map (depth_files.probe_depth_file), else why not."""
     try:
-        with Image.open(path) as image:
-            image.size  # noqa: B018 - the header is parsed on open; size proves it
+        probe_depth_file(path)
+    except ValueError as error:
+        return str(error).removeprefix(f"{path.name}: ")
     except Exception as error:  # any failure (not an image, truncated, too large) means "cannot use this map"
         return f"{type(error).__name__}: {error}"
     return None
