@@ -273,7 +273,10 @@ class DistanceMaps:
 
         from ..io.depthmap import read_user_depth
 
-        depth = read_user_depth(path, "distance", name=str(path))
+        try:
+            depth = read_user_depth(path, "distance", name=str(path))
+        except ValueError as error:  # the caller names the file once
+            raise ValueError(str(error).removeprefix(f"{path}: ")) from None
         if depth.filled:
             self.progress.print(f"note: {path}: {depth.note}")
         return torch.from_numpy(depth.values)[None, None]

@@ -71,20 +71,24 @@ def read_depth_file(
         name = f"{name} {path.name}" if path.name not in name else name
         if not path.is_file():
             raise ValueError(f"{name}: file not found: {path}")
+        failure = None
         try:
             with open(path, "rb") as file:
                 if os.fstat(file.fileno()).st_size == 0:
                     raise ValueError(f"{name}: the file is empty ({_EXPECTED})")
-                with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:  # pages read as needed
                     if not is_depth_file_bytes(mapped[:8]):
                         return _read_image(path, name, max_pixels, hint)
                     view = memoryview(mapped)
                     try:
                         return _read_raw(view, name, max_pixels, hint)
+                    except ValueError as error:
+                        failure = str(error)  # raised below, once no view of the mapping is left
                     finally:
                         view.release()
         except OSError as error:
             raise ValueError(f"{name}: cannot be read ({error.strerror or error})") from None
+        raise ValueError(failure)
     data = memoryview(source)
     if not len(data):
         raise ValueError(f"{name}: the file is empty ({_EXPECTED})")
