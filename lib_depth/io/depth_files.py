@@ -174,8 +174,7 @@ def _read_image(file: Path | io.BytesIO, name: str, max_pixels: int | None, hint
     try:
         with open_limited(file, name, max_pixels, hint) as opened, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decided in open_limited
-            mode = "16-bit grey" if opened.mode in _SIXTEEN_BIT_MODES else _MODE_NAMES.get(opened.mode, opened.mode)
-            kind = f"{opened.format or 'image'} {mode}"
+            kind = f"{opened.format or 'image'} {describe_mode(opened.mode)}"
             if is_wide_colour(opened):
                 kind += " (16-bit colour read at 8 bits)"
             opened.load()
@@ -188,6 +187,11 @@ def _read_image(file: Path | io.BytesIO, name: str, max_pixels: int | None, hint
         raise ValueError(f"{name}: {_where(file)}not a readable image ({detail})") from None
     check_min_size(image.height, image.width, name)
     return DepthMap(image_to_depth_values(image, name), kind)
+
+
+def describe_mode(mode: str) -> str:
+    """"16-bit grey", "32-bit float" ... for the status line."""
+    return "16-bit grey" if mode in _SIXTEEN_BIT_MODES else _MODE_NAMES.get(mode, mode)
 
 
 def _where(file: Path | io.BytesIO) -> str:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..depth_kinds import describe_filled, to_model_depth
 from ..validation import check_min_size
-from .depth_files import DepthMap, array_to_depth_values, image_to_depth_values, read_depth_file
+from .depth_files import DepthMap, array_to_depth_values, describe_mode, image_to_depth_values, read_depth_file
 from .files import create_new_file
 from .images import ImageSource, check_pixels
 
@@ -89,7 +89,8 @@ def _as_depth_map(source: object, name: str, max_pixels: int | None) -> DepthMap
     elif isinstance(source, Image.Image):
         check_pixels(source.width, source.height, name, max_pixels)
         check_min_size(source.height, source.width, name)
-        depth_map = DepthMap(image_to_depth_values(source, name), f"image {source.mode}")
+        kind = f"{source.format or 'image'} {describe_mode(source.mode)}"
+        depth_map = DepthMap(image_to_depth_values(source, name), kind)
     else:
         raise ValueError(f"{name}: expected a PIL image, numpy array or file path, got {type(source).__name__}")
     if "read at 8 bits" in depth_map.description:

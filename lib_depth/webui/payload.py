@@ -106,7 +106,9 @@ def _open_bytes(data: bytes, field: str, text: str, *, max_pixels: int) -> Image
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decided, above
             image.load()
+        file_format = image.format
         image = fix_image(image)  # EXIF orientation, transparency key: as the WebUI's own decoding
+        image.format = image.format or file_format  # kept for the status line ("PNG 16-bit grey")
     except PayloadError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError) as error:
