@@ -189,3 +189,36 @@ def test_a_sequence_longer_than_the_cache_setting_is_still_estimated_once(monkey
     frames_dir, _ = frames
     _, results = run_batch(webui, model, frames_dir, [{"frames_folder": str(frames_dir), "normalise": "shared"}])
     assert len(results) == 5 and sum(counting.batch_sizes) == 5
+
+
+def test_distance_maps_in_exr_and_npy_and_one_without_depth_is_estimated(monkeypatch, frames, dpt_head):
+    """A Z-pass sequence: OpenEXR and .npy maps of distance; a map with no valid distance follows
+    the policy (estimated, and the user is told), the other frames go on."""
+    import exr_writer
+
+    model = LatentDepth2ImageDiffusion(dpt_head)
+    webui = webui_fakes.install(monkeypatch, sd_model=model)
+    frames_dir, _ = frames
+    maps = frames_dir.parent / "z-maps"
+    maps.mkdir()
+    y, x = np.mgrid[0:SIZE, 0:SIZE]
+    distance = (2.0 + 6.0 * x / SIZE).astype(np.float32)  # farther to the right
+    (maps / "frame_1.exr").write_bytes(exr_writer.exr_bytes({"Z": distance}))
+    np.save(maps / "frame_2-depth.npy", distance.astype(np.float64))
+    (maps / "frame_3.exr").write_bytes(exr_writer.exr_bytes({"Z": np.zeros_like(distance)}))  # no depth at all
+    for n in (4, 5):
+        (frames_dir / f"frame_{n}.png").unlink()
+    args = [{"depth_folder": str(maps), "frames_folder": str(frames_dir), "missing_map": "estimate"}]
+    args[0]["depth_kind"] = "distance"
+    p, results = run_batch(webui, model, frames_dir, args)
+    from lib_depth import depth_to_conditioning
+
+    exact = depth_to_conditioning(torch.from_numpy(1 / distance)[None, None], (16, 16))
+    for n in (0, 1):
+        assert (results[n] - exact).abs().max() < 1e-4
+    estimated = DepthEstimator(dpt_head).estimate(image_to_tensor(make_scene(SIZE, SIZE, 2)))
+    assert torch.allclose(results[2], depth_to_conditioning(estimated, (16, 16)), atol=1e-5)
+    assert list(p.comments) == [
+        "Depth2img: depth map frame_3.exr: no pixel holds a distance (all are 0, negative, NaN or infinite); "
+        "its depth is estimated"
+    ]

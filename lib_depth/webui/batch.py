@@ -116,12 +116,14 @@ def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None
     depth_map = sequence.maps[number]
     if depth_map is None:  # policy "estimate" (with "stop" pairing has refused already)
         return DepthRun(settings.replace(source="estimate"), estimator, error=error)
-    try:  # any depth map file (PNG, TIFF, OpenEXR, .npy), at full precision
+    try:  # any depth map file (PNG, TIFF, OpenEXR, .npy), at full precision; one without depth follows the policy
         image = read_depth_file(depth_map, f"depth map {depth_map.name} for {sequence.frames[number].name}")
+        read_user_depth(image, settings.depth_kind, name=f"depth map {depth_map.name}")
     except ValueError as problem:
         message = f"depth2img: {problem}"
         if settings.missing_map == "stop":
             return DepthRun(settings, estimator, error=error or message)
+        p.comment(f"Depth2img: {problem}; its depth is estimated")
         return DepthRun(settings.replace(source="estimate"), estimator, error=error)
     return DepthRun(settings.replace(source="upload"), estimator, image, error=error)
 
