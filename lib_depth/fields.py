@@ -37,7 +37,7 @@ class Field:
     choices: tuple[str, ...] = ()
     edit: bool = False  # an edit of the depth (has_edits; applied before normalisation)
     cli: bool = False  # a command-line flag of `preview` and `depth`
-    api: bool = True  # accepted over the HTTP API (False: a server path, for the WebUI's own Batch tab only)
+    api: bool = True  # accepted over the HTTP API (False: the Batch tab's own: a server folder or an option about one)
     mirrors: str | None = None  # a hidden copy of this WebUI input (its elem_id), kept in step by the UI
     tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
     per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
@@ -255,6 +255,7 @@ FIELDS: tuple[Field, ...] = (
         "Batch tab: stop the batch with a message, or estimate that frame's depth instead",
         choices=("stop", "estimate"),
         tabs=("img2img",),
+        api=False,
     ),
     Field(
         "frames_folder",

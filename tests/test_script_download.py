@@ -154,7 +154,7 @@ def test_production_offer_defaults_to_fp16_and_shows_only_without_a_depth_checkp
     (view,) = offer.status_changed()
     assert shown(view) and view[1]["value"] == "Download the depth model (2.85 GB)" and view[1]["interactive"]
     assert view[2]["visible"] is False  # no cancel without a download
-    assert "data-depth2img-status='idle'" in view[3] and f"Into {models}, from huggingface.co" in view[3]
+    assert "data-depth2img-status='idle'" in view[3] and "Into models/Stable-diffusion, from huggingface.co" in view[3]
     assert "CreativeML Open RAIL++-M" in view[3]
     fp32 = offer.variant.listeners["change"][0]["fn"]("fp32")
     assert fp32[1]["value"] == "Download the depth model (5.71 GB)"

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
-from .download_errors import AlreadyExists, DownloadError, Unreachable
+from .download_errors import AlreadyExists, DownloadError, OfflineMode, Unreachable
 from .first_download import record_first_sha256
 from .hashes import remember_sha256
-from .model_files import ModelFile, format_bytes, hub_endpoint
+from .model_files import ModelFile, format_bytes, hub_endpoint, hub_offline
 from .placement import check_space, claimed, lock_part, next_steps, prepare_checkpoint, verify_and_place
 from .transport import (
     CHUNK_SIZE,
@@ -54,6 +54,19 @@ def manual_steps(entry: ModelFile, folder: str | os.PathLike) -> str:
     pages = " or ".join(m.page() for m in entry.mirrors)
     check = f", then check it with `python -m lib_depth doctor --hash` (SHA-256 {entry.sha256})" if entry.sha256 else ""
     return f"download {entry.filename} ({entry.size_text()}) by hand from {pages} into {folder}{check}"
+
+
+def check_online(entry: ModelFile, folder: str | os.PathLike) -> None:
+    """OfflineMode, before any connection, when huggingface_hub's offline mode is on: the user
+    turned downloads off for every Hub client, this one included."""
+    setting = hub_offline()
+    if setting is None:
+        return
+    hand = f"; or {manual_steps(entry, folder)}" if entry.mirrors else ""
+    raise OfflineMode(
+        f"offline mode is on ({setting}): {entry.filename} is not downloaded and no connection is opened. "
+        f"Unset {setting.split('=')[0]} to download it{hand}"
+    )
 
 
 def download(
@@ -200,9 +213,11 @@ def download_model(
     `sources` replaces the entry's mirrors (the CLI's --url); `token` defaults to HF_TOKEN. For a
     checkpoint, the doctor's check decides whether a depth config is written beside it (a wrong
     one is moved aside, never overwritten). The verified hash goes into our hash cache, so the
-    doctor knows the file without hashing it again. `options` go to `download`.
+    doctor knows the file without hashing it again. `options` go to `download`. With huggingface_hub's
+    offline mode on (HF_HUB_OFFLINE=1), OfflineMode at once: nothing connects.
     """
     folder = Path(folder)
+    check_online(entry, folder)
     endpoint = hub_endpoint()
     sources = list(sources) if sources is not None else sources_for(entry, mirror, endpoint)
     measured: list[str] = []

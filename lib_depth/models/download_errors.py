@@ -26,3 +26,7 @@ class AlreadyExists(DownloadError):
 
 class Unreachable(DownloadError):
     """No mirror answered at all: offline, blocked by a firewall, or DNS fails."""
+
+
+class OfflineMode(DownloadError):
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is on: no connection is opened at all."""

@@ -342,6 +342,8 @@ def _describe(error: object) -> str:
 
 def _cancelled(run: DownloadRun) -> DownloadCancelled:
     run.file.flush()
+    if not run.done:  # an empty .part is removed on the way out: nothing is kept
+        return DownloadCancelled("cancelled before any byte arrived; nothing is kept, the next download starts anew")
     return DownloadCancelled(
         f"cancelled at {format_bytes(run.done)}; {run.part.name} is kept and the next download resumes it"
     )

@@ -40,6 +40,7 @@ from .download_table import (
 )
 from .ids import element_id
 from .options import webui
+from .redact import shown_path
 from .status import installed_rows
 
 # the WebUI's checkpoint dropdown refresh button (modules/ui_settings.py create_setting_component)
@@ -91,7 +92,7 @@ def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, 
         css = "depth2img-warn" if status == "failed" else "depth2img-note"
         parts.append(f"<p class='{css}'>{html.escape(state['message'])}</p>")
     if status not in ("running", "checking", "done"):
-        where = f"Into {folder}, from {urlsplit(hub_endpoint()).netloc}, verified by its SHA-256"
+        where = f"Into {shown_path(folder)}, from {urlsplit(hub_endpoint()).netloc}, verified by its SHA-256"
         parts.append(f"<p>{html.escape(where)}. Licence: {html.escape(entry.licence)}.</p>")
     return (
         f"<div class='depth2img-download-state' data-depth2img-status='{status}' "
@@ -279,14 +280,14 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
     if not isinstance(name, str) or installed_estimators().get(name, True):
         job = current_job(name) if isinstance(name, str) else None
         done = job is not None and job.snapshot()["status"] == "done"
-        text = f"<p class='depth2img-ok'>{html.escape(job.snapshot()['message'])}.</p>" if done else ""
+        text = f"<p class='depth2img-ok'>{html.escape(snapshot(job)['message'])}.</p>" if done else ""
         return gr.update(visible=done), gr.update(visible=False), text
     try:
         entry = estimator_file(name)
     except ValueError:  # no published hash to verify a download with: the manual steps
         return gr.update(visible=True), gr.update(visible=False), f"<p>{html.escape(weights_missing(name))}</p>"
     job = current_job(name)
-    state = job.snapshot() if job else None
+    state = snapshot(job) if job else None
     running = bool(job and job.running)
     local = local_state(entry, estimator_folder())
     label = (
@@ -305,7 +306,6 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
 
 def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
     """The confirm button: download the chosen estimator's weights into models/depth2img, following it."""
-
     try:
         entry = estimator_file(name)
     except ValueError:
@@ -314,7 +314,7 @@ def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
     try:
         estimator_folder().mkdir(parents=True, exist_ok=True)  # models/depth2img is ours to create
     except OSError as error:
-        yield gr_text(f"depth2img: cannot create {estimator_folder()}: {error.strerror or error}")
+        yield gr_text(f"depth2img: cannot create {shown_path(estimator_folder())}: {error.strerror or error}")
         return
     job = start_job(entry, estimator_folder())
     while job.running:

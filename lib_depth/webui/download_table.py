@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..models.download import check_online
+from ..models.download_errors import OfflineMode
 from ..models.download_jobs import DownloadJob, current_job, local_state, start_job
 from ..models.model_files import (
     DEFAULT_MODEL,
@@ -29,7 +31,9 @@ from ..models.model_files import (
     ModelFile,
     hub_endpoint,
 )
+from ..validation import quote, quote_names
 from .payload import PayloadError
+from .redact import scrub_answer, shown_path
 
 log = logging.getLogger("sd-webui-depth2img")
 
@@ -124,13 +128,13 @@ def entry_named(name: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
     """The table entry a client names; PayloadError naming the field for anything else."""
     known = ", ".join(entry.name for entry in entries)
     if not isinstance(name, str):
-        raise PayloadError(f"name: expected one of {known}, got {name!r}")
+        raise PayloadError(f"name: expected one of {known}, got {quote(name)}")
     if "/" in name or "\\" in name or ":" in name:
-        raise PayloadError(f"name: {name!r} looks like a URL or a path; only names from the table: {known}")
+        raise PayloadError(f"name: {quote(name)} looks like a URL or a path; only names from the table: {known}")
     for entry in entries:
         if entry.name == name:
             return entry
-    raise PayloadError(f"name: unknown file {name!r}; choose one of {known}")
+    raise PayloadError(f"name: unknown file {quote(name)}; choose one of {known}")
 
 
 def entry_for_variant(variant: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
@@ -207,10 +211,24 @@ def refresh_number(job: DownloadJob) -> int:
 
 
 def snapshot(job: DownloadJob) -> dict[str, Any]:
-    state = job.snapshot()
+    """The job's progress as a client or the page may see it: files named relative to the WebUI's
+    folders (`path`: models/Stable-diffusion/...), in its messages too."""
+    raw = job.snapshot()
+    state = scrub_answer(raw)
+    state["path"] = shown_path(raw["path"])
     with _lock:
         state["checkpoints_refreshed"] = job in _refreshed
     return state
+
+
+def offline_refusal(entry: ModelFile, folder: Path) -> str | None:
+    """The message that stops a download before it starts when huggingface_hub's offline mode is
+    on (HF_HUB_OFFLINE=1), folders named as a client sees them; None when downloads may connect."""
+    try:
+        check_online(entry, shown_path(folder))
+    except OfflineMode as error:
+        return str(error)
+    return None
 
 
 # -- routes -------------------------------------------------------------------------------------------
@@ -232,12 +250,12 @@ def post_route(payload: dict[str, Any]) -> dict[str, Any]:
     """POST /download {"name": ...}: start or join that download; {"name": ..., "cancel": true} cancels it."""
     from fastapi import HTTPException
 
-    unknown = sorted(set(payload) - set(POST_FIELDS))
+    unknown = sorted(map(str, set(payload) - set(POST_FIELDS)))
     if unknown:
-        raise PayloadError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(POST_FIELDS)}")
+        raise PayloadError(f"unknown field(s) {quote_names(unknown)}; known: {', '.join(POST_FIELDS)}")
     cancel = payload.get("cancel", False)
     if not isinstance(cancel, bool):
-        raise PayloadError(f"cancel: expected true or false, got {cancel!r}")
+        raise PayloadError(f"cancel: expected true or false, got {quote(cancel)}")
     entry = entry_named(payload.get("name"), _route_table())
     if cancel:
         job = current_job(entry.name)
@@ -247,10 +265,14 @@ def post_route(payload: dict[str, Any]) -> dict[str, Any]:
         job.wait(10)
         return snapshot(job)
     job = current_job(entry.name)
-    if not (job and job.running) and local_state(entry, checkpoint_folder())["installed"]:
-        raise HTTPException(
-            status_code=409, detail=f"name: {entry.filename} is already installed in the WebUI's checkpoint folder"
-        )
+    if not (job and job.running):
+        if local_state(entry, checkpoint_folder())["installed"]:
+            raise HTTPException(
+                status_code=409, detail=f"name: {entry.filename} is already installed in the WebUI's checkpoint folder"
+            )
+        offline = offline_refusal(entry, checkpoint_folder())
+        if offline is not None:
+            raise HTTPException(status_code=409, detail=f"depth2img: {offline}")
     return snapshot(start(entry))
 
 
