@@ -114,7 +114,8 @@ def _check_image_size(image: Any) -> None:
 
 
 def parse_api_auth(text: str | None) -> dict[str, str]:
-    """`--api-auth` text -> {user: password}, split as the WebUI splits it (a password may hold ':')."""
+    """`--api-auth` text -> {user: password}: split at commas and each entry's first colon, as the WebUI
+    splits it (the WebUI itself refuses a second colon at start-up)."""
     credentials = {}
     for entry in (text or "").split(","):
         if entry:
@@ -153,7 +154,7 @@ async def read_json_object(request: Request, limit: int, *, example: str, hint: 
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(
-            status_code=413, detail=f"body: {int(declared):,} bytes is over this route's limit of {limit:,}{hint}"
+            status_code=413, detail=f"body: {int(declared):,} bytes is over this route's limit of {limit:,} bytes{hint}"
         )
     body = bytearray()
     async for chunk in request.stream():
@@ -170,7 +171,7 @@ def _parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except json.JSONDecodeError as error:
-        problem = f"{error.msg} at line {error.lineno}, column {error.colno}"
+        problem = f"{error.msg}: line {error.lineno} column {error.colno}"
     except UnicodeDecodeError:
         problem = "not UTF-8 text"
     except RecursionError:
