@@ -147,9 +147,10 @@ def _doctor(args: argparse.Namespace) -> int:
 def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
     """A cached hash; with --hash, computed (with progress) for the files it can tell something about:
     depth models and files the size of an official one."""
-    from ..models.download import Progress, SpeedMeter, TerminalProgress
     from ..models.hashes import file_sha256, known_sha256
     from ..models.model_files import official_by_size
+    from ..models.transport import Progress, SpeedMeter
+    from .terminal_progress import TerminalProgress
 
     worth = report.is_depth or bool(official_by_size(path.stat().st_size))
     if not (compute and worth):
@@ -308,8 +309,10 @@ def _download(args: argparse.Namespace) -> int:
     from urllib.parse import unquote, urlsplit
 
     from ..models.doctor import default_paths
-    from ..models.download import RetryPolicy, Source, TerminalProgress, download_model
+    from ..models.download import download_model
     from ..models.model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
+    from ..models.transport import RetryPolicy, Source
+    from .terminal_progress import TerminalProgress
 
     if args.retries < 1 or not args.timeout > 0:
         raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")

@@ -202,7 +202,7 @@ def on_app_started(demo: Any, app: Any) -> None:
     """Mount the routes like the WebUI's own API: only with --api (or --nowebui), behind --api-auth."""
     from modules import shared
 
-    from . import download
+    from . import download_table
 
     cmd_opts = shared.cmd_opts
     if not (getattr(cmd_opts, "api", False) or getattr(cmd_opts, "nowebui", False)):
@@ -212,7 +212,7 @@ def on_app_started(demo: Any, app: Any) -> None:
             estimate=estimate,
             status=status,
             api_auth=cmd_opts.api_auth,
-            download=download.post_route,
-            download_progress=download.get_route,
+            download=download_table.post_route,
+            download_progress=download_table.get_route,
         )
     )
