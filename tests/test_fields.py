@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lib_depth.cli.main import build_parser, settings_from_arguments
+from lib_depth.cli.arguments import settings_from_arguments
+from lib_depth.cli.parser import build_parser
 from lib_depth.fields import ARG_NAMES, CLI_FIELDS, FIELDS, INFOTEXT_FIELDS, SETTING_FIELDS, readme_table
 from lib_depth.settings import DepthSettings
 
