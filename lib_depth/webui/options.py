@@ -44,7 +44,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "depth2img_max_megapixels",
         0.0,
-        "Largest image accepted from uploads and the API, in megapixels (0 = the WebUI's Maximum image size, else 16)",
+        "Largest image accepted from uploads and the API, in megapixels (0 = the WebUI's Maximum image size, else 200)",
         "number",
         {"minimum": 0, "maximum": 1000, "step": 1},
         "images over it are refused from their header, before their pixels are decoded",
