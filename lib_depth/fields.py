@@ -2,7 +2,7 @@
 
 Validation and the `DepthSettings` type (settings.py), the infotext names, the API's argument
 names and positional order, the UI widgets with their tooltips and the paste-back pairs (the WebUI
-glue), the command line's flags (cli.py) and the README's settings table (a test compares them)
+glue), the command line's flags (cli.py) and the settings table of docs/settings.md (a test compares)
 all read these rows. A new field is one new row here, appended at the end so that positional API
 calls keep working.
 """
@@ -31,14 +31,14 @@ class Field:
     kind: str
     default: Any
     label: str  # UI label
-    help: str  # tooltip, CLI help and the README's meaning column
+    help: str  # tooltip, CLI help and the settings page's meaning column
     infotext: str | None = None  # name inside the infotext parameter; None: not stored
     bounds: tuple[float, float] | None = None  # inclusive range of a "float"
     step: float | None = None  # UI slider step
     choices: tuple[str, ...] = ()
     edit: bool = False  # an edit of the depth (has_edits; applied before normalisation)
     cli: bool = False  # a command-line flag of `preview` and `depth`
-    api: bool = True  # accepted over the HTTP API (False: a server path, for the WebUI's own Batch tab only)
+    api: bool = True  # accepted over the HTTP API (False: the Batch tab's own: a server folder or an option about one)
     mirrors: str | None = None  # a hidden copy of this WebUI input (its elem_id), kept in step by the UI
     tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
     per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
@@ -59,7 +59,7 @@ class Field:
         return self.default
 
     def describe_range(self) -> str:
-        """ "0.1..10" or "estimate, upload" for help texts and the README."""
+        """ "0.1..10" or "estimate, upload" for help texts and docs/settings.md."""
         if self.bounds:
             return f"{self.bounds[0]:g}..{self.bounds[1]:g}"
         if self.kind == "text":
@@ -256,6 +256,7 @@ FIELDS: tuple[Field, ...] = (
         "Batch tab: stop the batch with a message, or estimate that frame's depth instead",
         choices=("stop", "estimate"),
         tabs=("img2img",),
+        api=False,
     ),
     Field(
         "frames_folder",
@@ -291,7 +292,7 @@ ARG_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
 
 def readme_table() -> str:
-    """The README's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
+    """docs/settings.md's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
     lines = ["| setting | default | values | meaning |", "| --- | --- | --- | --- |"]
     for f in SETTING_FIELDS:
         default = {"bool": lambda v: "true" if v else "false", "float": lambda v: f"{v:g}"}.get(f.kind, str)(f.default)

@@ -42,5 +42,6 @@ if (midas_api := ldm_midas_api()) is not None:
     _undo = depth_model.install_offline_midas(midas_api, depth_model.selected_checkpoint_has_depth_weights)
     script_callbacks.on_script_unloaded(_undo)
 script_callbacks.on_image_saved(saving.on_image_saved)
-script_callbacks.on_ui_settings(options.register)
+# a new cache size applies when it is set, not at the next estimate
+script_callbacks.on_ui_settings(lambda: options.register({"depth2img_cache_entries": depth_model.apply_cache_option}))
 script_callbacks.on_app_started(api.on_app_started)

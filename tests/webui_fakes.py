@@ -222,7 +222,7 @@ class OptionInfo:
                  refresh=None, comment_before="", comment_after="", infotext=None, restrict_api=False,
                  category_id=None):  # fmt: skip
         self.default, self.label, self.component, self.component_args = default, label, component, component_args
-        self.section, self.comment_after = section, comment_after
+        self.section, self.comment_after, self.onchange = section, comment_after, onchange
 
     def info(self, info: str) -> OptionInfo:
         self.comment_after += f"<span class='info'>({info})</span>"
@@ -249,6 +249,22 @@ class Options:
 
     def __setattr__(self, key: str, value: Any) -> None:
         self.data[key] = value
+
+    def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
+        """As modules/options.py Options.set (v1.10.1): store a changed value, then call its onchange
+        (the Settings tab's Apply and POST /sdapi/v1/options both come through here)."""
+        old = self.data.get(key, None)
+        if old == value:
+            return False
+        option = self.data_labels[key]
+        setattr(self, key, value)
+        if run_callbacks and option.onchange is not None:
+            try:
+                option.onchange()
+            except Exception:
+                setattr(self, key, old)
+                return False
+        return True
 
 
 # --- modules/images.py resize_image, flatten ------------------------------------------------------
@@ -504,7 +520,13 @@ def install(
             walk_files=walk_files,
             state=types.SimpleNamespace(textinfo=None, job="", skipped=False, interrupted=False),
         ),
-        "modules.paths": module("modules.paths", models_path=str(models_path) if models_path else "models"),
+        # modules/paths_internal.py: models_path is <data_path>/models without --models-dir
+        "modules.paths": module(
+            "modules.paths",
+            models_path=str(models_path) if models_path else "models",
+            data_path=os.path.dirname(str(models_path)) if models_path else ".",
+            script_path=os.path.dirname(str(models_path)) if models_path else ".",
+        ),
         "modules.devices": module("modules.devices", device=torch.device("cpu")),
         "modules.scripts": module("modules.scripts", Script=Script, AlwaysVisible=object()),
         "modules.script_callbacks": module(
@@ -554,3 +576,83 @@ def unload(webui: WebUI) -> None:
     """What Reload UI does first: the script_unloaded callbacks (our undo of the MiDaS patch)."""
     for undo in webui.callbacks.registered.get("script_unloaded", []):
         undo()
+
+
+# --- modules/api/api.py (v1.10.1): the app the extension's routes are mounted on -------------------
+def webui_app(api_auth: str | None = None) -> Any:
+    """A FastAPI app as the WebUI's API leaves it for app_started callbacks: `api_middleware`'s
+    exception handlers (every HTTPException answered as {error, detail, body, errors}), the GZip
+    middleware of initialize_util.setup_middleware, and one route of its own added as
+    `Api.add_api_route` adds them (`dependencies=[Depends(self.auth)]` with --api-auth) with a
+    pydantic body like /sdapi/v1/png-info's PNGInfoRequest (modules/api/models.py), to show how the
+    WebUI's own routes treat a body. `app.state.png_info_calls` counts that route's calls."""
+    from secrets import compare_digest
+
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+    from pydantic import BaseModel
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app = FastAPI()
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.state.png_info_calls = 0
+
+    def handle_exception(request: Request, e: Exception) -> JSONResponse:
+        err = {
+            "error": type(e).__name__,
+            "detail": vars(e).get("detail", ""),
+            "body": vars(e).get("body", ""),
+            "errors": str(e),
+        }
+        return JSONResponse(status_code=vars(e).get("status_code", 500), content=jsonable_encoder(err))
+
+    @app.middleware("http")
+    async def exception_handling(request: Request, call_next: Any) -> Any:
+        try:
+            return await call_next(request)
+        except Exception as e:
+            return handle_exception(request, e)
+
+    @app.exception_handler(Exception)
+    async def fastapi_exception_handler(request: Request, e: Exception) -> JSONResponse:
+        return handle_exception(request, e)
+
+    @app.exception_handler(HTTPException)
+    async def http_exception_handler(request: Request, e: HTTPException) -> JSONResponse:
+        return handle_exception(request, e)
+
+    credentials = {}
+    for auth in (api_auth or "").split(","):
+        if auth:
+            user, password = auth.split(":")
+            credentials[user] = password
+
+    def auth(credentials_given: HTTPBasicCredentials = Depends(HTTPBasic())) -> bool:  # noqa: B008
+        user = credentials_given.username
+        if user in credentials and compare_digest(credentials_given.password, credentials[user]):
+            return True
+        raise HTTPException(
+            status_code=401, detail="Incorrect username or password", headers={"WWW-Authenticate": "Basic"}
+        )
+
+    class PNGInfoRequest(BaseModel):
+        image: str
+
+    def pnginfoapi(req: PNGInfoRequest) -> dict:
+        app.state.png_info_calls += 1
+        return {"info": "", "items": {}}
+
+    # this module's annotations are strings (from __future__); FastAPI needs the local classes themselves
+    auth.__annotations__ = {"credentials_given": HTTPBasicCredentials, "return": bool}
+    pnginfoapi.__annotations__ = {"req": PNGInfoRequest, "return": dict}
+
+    def add_api_route(path: str, endpoint: Any, **kwargs: Any) -> None:
+        if api_auth:
+            app.add_api_route(path, endpoint, dependencies=[Depends(auth)], **kwargs)
+        else:
+            app.add_api_route(path, endpoint, **kwargs)
+
+    add_api_route("/sdapi/v1/png-info", pnginfoapi, methods=["POST"])
+    return app

@@ -4,6 +4,7 @@ WebUI's device policy, and building it offline from the checkpoint's own MiDaS w
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,6 +16,9 @@ from ..run import DepthInputError
 from ..settings import DepthSettings
 from . import compat, options
 from .checkpoints import checkpoint_has_depth_weights
+from .redact import shown_path
+
+log = logging.getLogger("sd-webui-depth2img")
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
 CACHE = DepthCache()  # shared by every run, the preview and the estimate route
@@ -83,10 +87,13 @@ def estimator_folder() -> Path:
 
 
 def weights_missing(name: str) -> str:
-    """What to do when an estimator's weights are not installed, in one message."""
+    """What to do when an estimator's weights are not installed, in one message. It may reach a
+    client (the estimate route, script arguments), so the folder is named as the WebUI's
+    models/depth2img; the server log gets the absolute one."""
     from ..models.model_files import estimator_file
 
-    folder = estimator_folder()
+    log.info("depth2img: %s has no weights in %s", name, estimator_folder())
+    folder = shown_path(estimator_folder())
     try:
         entry = estimator_file(name)
     except ValueError:

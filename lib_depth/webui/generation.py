@@ -22,6 +22,7 @@ from . import batch, compat, options
 from .args import read_script_args
 from .depth_model import is_depth_model, make_estimator
 from .prepare import prepare_init_image, region_of
+from .redact import client_message
 
 log = logging.getLogger("sd-webui-depth2img")
 
@@ -52,9 +53,10 @@ def process(p: Any, args: Sequence[Any]) -> None:
 
 
 def http_error(error: Exception) -> Exception:
+    """A script-argument error for an API client: 422, files named relative to the WebUI's folders."""
     from fastapi import HTTPException
 
-    return HTTPException(status_code=422, detail=str(error))
+    return HTTPException(status_code=422, detail=client_message(str(error)))
 
 
 def install(p: Any, run: DepthRun, translate_error: Callable[[DepthInputError], Exception] | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
 from ..io.depth_files import DEPTH_MAP_FILE_TYPES
 from ..settings import DepthSettings
-from . import download, options
+from . import download_offer, options
 from .compat import webui_inputs
 from .ids import element_id
 from .status import as_html, status_html
@@ -76,7 +76,7 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
     with InputAccordion(False, label="Depth2img", elem_id=element_id(tab, "enabled")) as enabled:
         components["enabled"] = enabled
         status = gr.HTML(elem_classes=["depth2img-status"])
-        download.build_offer(tab, status)  # the depth model download, shown when no depth checkpoint is installed
+        download_offer.build_offer(tab, status)  # the depth model download, shown when no depth checkpoint is installed
         refresh = gr.Button("Refresh status", elem_id=element_id(tab, "refresh"), elem_classes=["depth2img-hidden"])
         placed = {name for row in LAYOUT for name in row}
         rows = list(LAYOUT) + [(f.name,) for f in FIELDS if f.name not in placed and f.name != "enabled"]
@@ -85,7 +85,7 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
                 for name in row:
                     components[name] = widget(next(f for f in FIELDS if f.name == name), tab)
             if "estimator" in row:  # what a chosen estimator without weights needs, and a confirm button
-                download.build_estimator_offer(tab, components["estimator"])
+                download_offer.build_estimator_offer(tab, components["estimator"])
         with gr.Row(elem_classes=["depth2img-preview-row"]):
             preview_button = gr.Button(
                 "Preview depth",
