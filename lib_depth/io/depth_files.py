@@ -174,7 +174,7 @@ def _read_image(file: Path | io.BytesIO, name: str, max_pixels: int | None, hint
     try:
         with open_limited(file, name, max_pixels, hint) as opened, warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our limit decided in open_limited
-            kind = f"{opened.format or 'image'} {describe_mode(opened.mode)}"
+            kind = f"{opened.format or 'image'} {describe_mode(opened.mode, opened.format)}"
             if is_wide_colour(opened):
                 kind += " (16-bit colour read at 8 bits)"
             opened.load()
@@ -189,9 +189,11 @@ def _read_image(file: Path | io.BytesIO, name: str, max_pixels: int | None, hint
     return DepthMap(image_to_depth_values(image, name), kind)
 
 
-def describe_mode(mode: str) -> str:
-    """"16-bit grey", "32-bit float" ... for the status line."""
-    return "16-bit grey" if mode in _SIXTEEN_BIT_MODES else _MODE_NAMES.get(mode, mode)
+def describe_mode(mode: str, file_format: str | None = None) -> str:
+    """"16-bit grey", "32-bit float" ... for the status line (older Pillow opens 16-bit PNGs as "I")."""
+    if mode in _SIXTEEN_BIT_MODES or (mode == "I" and file_format == "PNG"):
+        return "16-bit grey"
+    return _MODE_NAMES.get(mode, mode)
 
 
 def _where(file: Path | io.BytesIO) -> str:

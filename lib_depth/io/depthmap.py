@@ -89,7 +89,7 @@ def _as_depth_map(source: object, name: str, max_pixels: int | None) -> DepthMap
     elif isinstance(source, Image.Image):
         check_pixels(source.width, source.height, name, max_pixels)
         check_min_size(source.height, source.width, name)
-        kind = f"{source.format or 'image'} {describe_mode(source.mode)}"
+        kind = f"{source.format or 'image'} {describe_mode(source.mode, source.format)}"
         depth_map = DepthMap(image_to_depth_values(source, name), kind)
     else:
         raise ValueError(f"{name}: expected a PIL image, numpy array or file path, got {type(source).__name__}")
