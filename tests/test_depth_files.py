@@ -310,3 +310,10 @@ def test_batch_pairing_reads_exr_and_npy_maps(tmp_path, scene):
     depth, problem = load_paired_map(pairing.pairs[0], "estimate", "distance")
     assert problem is None and depth[0, 0] == pytest.approx(1 / 12.0)
     assert pairing.pairs[1].depth_map is None and "f_2.npy is unreadable" in pairing.problems[0]
+
+
+def test_piz_without_the_openexr_package_says_what_to_do(tmp_path, scene, monkeypatch):
+    write_exr(tmp_path / "piz.exr", {"Z": scene.astype(np.float32)}, "PIZ")  # needs the package to write
+    monkeypatch.setitem(__import__("sys").modules, "OpenEXR", None)  # as in a WebUI without it
+    with pytest.raises(ValueError, match=r"piz.exr: .* pip install openexr\) or save the EXR with ZIP compression"):
+        read_depth_file(tmp_path / "piz.exr")
