@@ -315,5 +315,9 @@ def test_batch_pairing_reads_exr_and_npy_maps(tmp_path, scene):
 def test_piz_without_the_openexr_package_says_what_to_do(tmp_path, scene, monkeypatch):
     write_exr(tmp_path / "piz.exr", {"Z": scene.astype(np.float32)}, "PIZ")  # needs the package to write
     monkeypatch.setitem(__import__("sys").modules, "OpenEXR", None)  # as in a WebUI without it
-    with pytest.raises(ValueError, match=r"piz.exr: .* pip install openexr\) or save the EXR with ZIP compression"):
+    with pytest.raises(
+        ValueError,
+        match=r"piz.exr: OpenEXR PIZ files are read through the openexr package; install the openexr package "
+        r"\(pip install openexr\) or save the EXR with ZIP compression",
+    ):
         read_depth_file(tmp_path / "piz.exr")

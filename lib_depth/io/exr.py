@@ -62,7 +62,7 @@ def read_exr(
     channel, pixel_type, _, _ = header.channels[index]
     kind, _ = _PIXEL_TYPES[pixel_type]
     if header.tiled or header.compression not in _LINES_PER_CHUNK:
-        values = _read_with_package(bytes(data), name, channel)
+        values = _read_with_package(bytes(data), name, channel, "tiled" if header.tiled else header.compression)
     else:
         values = _read_scanlines(data, header, index, name)
     names = ", ".join(c[0] for c in header.channels)
@@ -245,14 +245,14 @@ def _unrle(packed: bytes, raw_size: int, name: str) -> bytes:
     return bytes(out)
 
 
-def _read_with_package(data: bytes, name: str, channel: str) -> np.ndarray:
+def _read_with_package(data: bytes, name: str, channel: str, layout: str) -> np.ndarray:
     """PIZ, PXR24, B44, DWA and tiled files, through the openexr package (its own decoder, after our
     header check); a clear message when it is not installed."""
     try:
         import OpenEXR
     except ImportError:
         raise ValueError(
-            f"{name}: this OpenEXR compression or tiling is not read without a package; {_PACKAGE_HINT}"
+            f"{name}: OpenEXR {layout} files are read through the openexr package; {_PACKAGE_HINT}"
         ) from None
     with tempfile.TemporaryDirectory(prefix="depth2img-exr-") as folder:
         path = Path(folder) / "map.exr"
