@@ -198,6 +198,7 @@ FIELDS: tuple[Field, ...] = (
         "8/16-bit grayscale, RGB or palette; white = near. In txt2img with 'reference', a photo whose depth "
         "is estimated",
         per_tab={"txt2img": {"label": "Depth map / reference image"}},
+        shown_when={"source": ("upload", "reference")},
     ),
     # appended after "image" so that positional API calls made before them keep working
     Field(

@@ -71,6 +71,16 @@ _GRADIO_KWARGS = {
         "min_width",
     ),  # fmt: skip
     "Number": (*_COMMON, "elem_id", "elem_classes", "precision", "minimum", "maximum", "step"),
+    "Dropdown": (
+        "value",
+        "type",
+        "multiselect",
+        "allow_custom_value",
+        "max_choices",
+        *_COMMON,
+        "elem_id",
+        "elem_classes",
+    ),  # fmt: skip
     "Textbox": (
         "lines",
         "max_lines",
@@ -85,7 +95,7 @@ _GRADIO_KWARGS = {
         "show_copy_button",
     ),  # fmt: skip
 }
-_POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",)}
+_POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",), "Dropdown": ("choices",)}
 _LISTENER_KWARGS = {
     "fn", "inputs", "outputs", "api_name", "status_tracker", "scroll_to_output", "show_progress", "queue", "batch",
     "max_batch_size", "preprocess", "postprocess", "cancels", "every", "_js",
@@ -164,6 +174,31 @@ class Column(Context):
         super().__init__(**kwargs)
 
 
+class Accordion(Context):
+    """gr.Accordion (gradio/layouts.py): label, then keyword-only open, visible, elem_id and
+    BlockContext's elem_classes and render."""
+
+    KWARGS = ("open", "visible", "elem_id", "elem_classes", "render")
+
+    def __init__(self, label: str, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.KWARGS)
+        if unknown:
+            raise TypeError(f"gradio 3.41.2 Accordion() got unexpected keyword argument(s) {sorted(unknown)}")
+        super().__init__(label=label, **kwargs)
+
+
+class TabItem(Context):
+    """gr.TabItem (gradio/layouts.py Tab, Selectable): label, keyword-only id and elem_id; `.select`
+    listens as a component's events do (gradio/events.py)."""
+
+    def __init__(self, label: str, *, id: Any = None, elem_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(label=label, id=id, elem_id=elem_id, **kwargs)
+        self.listeners: dict[str, list[dict]] = {}
+
+    def select(self, **kwargs: Any) -> Dependency:
+        return Component._listen(self, "select", **kwargs)
+
+
 class Dependency(dict):
     """What a listener returns (gradio/events.py Dependency): `.then` adds a listener that runs after it."""
 
@@ -179,8 +214,8 @@ def _gradio() -> types.ModuleType:
     gr = types.ModuleType("gradio")
     for kind in _GRADIO_KWARGS:
         setattr(gr, kind, type(kind, (Component,), {}))
-    gr.Row = gr.Accordion = gr.Blocks = Context
-    gr.Column = Column
+    gr.Row = gr.Blocks = Context
+    gr.Column, gr.Accordion, gr.TabItem = Column, Accordion, TabItem
     gr.update = lambda **kwargs: {"__type__": "update", **kwargs}  # gradio/blocks.py update()
     gr.components = types.SimpleNamespace(Component=Component)
     return gr

@@ -11,13 +11,14 @@ from typing import Any
 import torch
 
 from ..depth.estimators import get_estimator
+from ..fields import BY_NAME
 from ..geometry import Geometry, generation_size
 from ..io.depthmap import colorize, conditioning_to_previews
 from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
 from . import compat
-from .depth_model import CACHE, is_depth_model, make_estimator
+from .depth_model import CACHE, estimating_model, make_estimator
 from .prepare import only_masked_region, prepare_image, prepared_mask
 from .status import as_html, status_html
 
@@ -105,9 +106,11 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
 
     started = time.perf_counter()
     try:
-        settings = DepthSettings.from_dict({k: v for k, v in values.items() if k in DepthSettings.__dataclass_fields__})
-        sd_model = shared.sd_model
-        if not is_depth_model(sd_model):
+        settings = DepthSettings.from_dict(
+            {k: BY_NAME[k].from_ui(v) for k, v in values.items() if k in DepthSettings.__dataclass_fields__}
+        )
+        sd_model = estimating_model(shared.sd_model)  # in Forge before its first load: the selected file
+        if sd_model is None:
             return None, status_html()
         init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
         hits = CACHE.stats().hits
