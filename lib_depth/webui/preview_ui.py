@@ -16,6 +16,7 @@ from .ids import element_id
 from .status import as_html
 
 FRESH = "depth2img-fresh"  # the note's class while it describes the picture shown
+STALE = "depth2img-stale"  # the note's class once it is out of date (style.css dims the picture then)
 OUT_OF_DATE = (
     "The preview is out of date: {} changed since it was made. "
     "Press Preview depth for the depth the next generation will get."
@@ -80,7 +81,7 @@ def out_of_date(what: str):
     def mark(note: str | None) -> Any:
         if FRESH not in (note or ""):
             return gr.update()  # no preview yet, or already out of date / an error: left as it is
-        return as_html("depth2img-warn", OUT_OF_DATE.format(what))
+        return as_html(f"depth2img-warn {STALE}", OUT_OF_DATE.format(what))
 
     return mark
 
