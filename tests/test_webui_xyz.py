@@ -164,3 +164,19 @@ def test_choice_and_bool_axes_apply(monkeypatch, dpt_head):
     cells = grid.run_axis(p, option(grid, "[Depth2img] Depth resolution", True), "0, 512", settings_of)
     assert [c[1].resolution for c in cells] == [0, 512]
     assert cells[0][0] == "[Depth2img] Depth resolution: auto (the estimator's size)"
+
+
+def test_the_docs_page_lists_the_axes():
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "xyz-plot.md").read_text(encoding="utf-8")
+    assert xyz.axes_table() in page
+
+
+def test_the_status_route_gives_each_axis_index_by_label(monkeypatch):
+    from lib_depth.webui import api
+
+    fakes, grid, _ = load(monkeypatch)
+    answer = api.status()
+    assert answer["xyz_axes"] == xyz.axis_indices()
+    assert grid.Script().ui(False)[answer["xyz_axes"]["txt2img"]["[Depth2img] Gamma"]] == "[Depth2img] Gamma"

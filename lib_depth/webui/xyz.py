@@ -176,3 +176,19 @@ def axis_indices(find: Callable[[], Any | None] = find_xyz_module) -> dict[str, 
         shown = [o for o in xyz.axis_options if type(o) is xyz.AxisOption or _tab_of(o) == tab]
         indices[tab] = {o.label: n for n, o in enumerate(shown) if o.label.startswith(LABEL_PREFIX)}
     return indices
+
+
+def axes_table() -> str:
+    """The axes as docs/xyz-plot.md lists them (tests/test_webui_xyz.py compares)."""
+    lines = ["| axis | tabs | values | setting |", "| --- | --- | --- | --- |"]
+    for axis in AXES:
+        f = axis.field
+        if axis.choices:
+            values = ", ".join(axis.choices)
+        else:
+            kind = "whole numbers" if f.kind == "int" else "numbers"
+            named = "".join(f"; {value} = {text}" for value, text in f.words.items())
+            values = f"{kind} {f.describe_range()}{named}"
+        tabs = axis.tab or ", ".join(tab for tab in TABS if tab in f.tabs)
+        lines.append(f"| `{axis.label}` | {tabs} | {values} | `{f.name}` |")
+    return "\n".join(lines)
