@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .depth.estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
+from .depth.estimators import DAV2_RESOLUTIONS, DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
 from .depth_kinds import DEPTH_KINDS
 
 INFOTEXT_KEY = "Depth2img"
@@ -20,6 +20,8 @@ NORMALISE_MODES = ("per image", "shared", "smoothed")  # sequence.py implements 
 # 10 s at 24 fps: within a shot the range barely moves (an object approaching for a second moves it
 # by a tenth or less of what per-image normalisation does); scene cuts reset it, so it need not adapt fast.
 DEFAULT_TIME_CONSTANT = 240.0
+ESTIMATED_SOURCES = ("estimate", "reference")  # the sources whose depth an estimator makes
+AUTO_RESOLUTION = "auto (the estimator's size)"  # resolution 0 in words
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,10 @@ class Field:
     mirrors: str | None = None  # a hidden copy of this WebUI input (its elem_id), kept in step by the UI
     tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
     per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
+    widget: str = ""  # "dropdown": a dropdown instead of the kind's usual widget (radio, slider)
+    words: Mapping[Any, str] = field(default_factory=dict)  # values the UI names in words (0: "auto ...")
+    suggestions: tuple[Any, ...] = ()  # a dropdown's usual values beside the words (any other can be typed)
+    shown_when: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the UI shows it only then
 
     @property
     def is_setting(self) -> bool:
@@ -57,6 +63,27 @@ class Field:
         if self.kind == "choice":
             return self.choices_for(tab)[0] if self.default not in self.choices_for(tab) else self.default
         return self.default
+
+    def to_ui(self, value: Any) -> Any:
+        """The value as its widget shows it: words for a named value, text in a dropdown of numbers."""
+        if value in self.words:
+            return self.words[value]
+        return str(value) if self.widget == "dropdown" and self.kind in ("int", "float") else value
+
+    def from_ui(self, value: Any) -> Any:
+        """The widget's value as the setting: words back to their value, a typed number to a number;
+        anything else unchanged (validation names what is wrong with it)."""
+        if isinstance(value, str):
+            for named, text in self.words.items():
+                if value.strip() == text:
+                    return named
+            if self.kind == "int" and value.strip().isdigit():
+                return int(value.strip())
+        return value
+
+    def shown(self, values: Mapping[str, Any]) -> bool:
+        """Whether the UI shows this field when the fields it depends on have `values`."""
+        return all(values.get(name) in allowed for name, allowed in self.shown_when.items())
 
     def describe_range(self) -> str:
         """ "0.1..10" or "estimate, upload" for help texts and docs/settings.md."""
@@ -172,6 +199,7 @@ FIELDS: tuple[Field, ...] = (
         "a PNG (8/16-bit), TIFF (16-bit, 32-bit float), OpenEXR (half, float; channel Z, Y or R) or .npy "
         "file; its meaning is the depth kind. In txt2img with 'reference', a photo whose depth is estimated",
         per_tab={"txt2img": {"label": "Depth map / reference image"}},
+        shown_when={"source": ("upload", "reference")},
     ),
     # appended after "image" so that positional API calls made before them keep working
     Field(
@@ -185,6 +213,8 @@ FIELDS: tuple[Field, ...] = (
         infotext="estimator",
         choices=ESTIMATOR_NAMES,
         cli=True,
+        widget="dropdown",
+        shown_when={"source": ESTIMATED_SOURCES},
     ),
     Field(
         "resolution",
@@ -202,6 +232,18 @@ FIELDS: tuple[Field, ...] = (
         bounds=(0, 1024),
         step=2,
         cli=True,
+        widget="dropdown",
+        words={0: AUTO_RESOLUTION},
+        suggestions=tuple(  # dpt-hybrid's sizes, each estimator's own, the largest depth-anything-v2 takes
+            sorted(
+                {
+                    *ESTIMATORS["dpt-hybrid"].allowed_resolutions,
+                    *(s.default_resolution for s in ESTIMATORS.values()),
+                    DAV2_RESOLUTIONS[-1],
+                }
+            )
+        ),
+        shown_when={"source": ESTIMATED_SOURCES},
     ),
     Field(
         "normalise",
@@ -226,6 +268,7 @@ FIELDS: tuple[Field, ...] = (
         bounds=(0.0, 10.0),
         step=0.1,
         cli=True,
+        shown_when={"normalise": NORMALISE_MODES[1:]},  # per image keeps each image's own min..max
     ),
     Field(
         "time_constant",
@@ -237,6 +280,7 @@ FIELDS: tuple[Field, ...] = (
         bounds=(1.0, 10000.0),
         step=1.0,
         cli=True,
+        shown_when={"normalise": ("smoothed",)},
     ),
     Field(
         "depth_folder",
@@ -279,6 +323,7 @@ FIELDS: tuple[Field, ...] = (
         infotext="depth_kind",
         choices=DEPTH_KINDS,
         cli=True,
+        shown_when={"source": ("upload",)},  # beside the uploaded map it describes
     ),
 )
 

@@ -14,7 +14,7 @@ import math
 from typing import Any, Mapping
 
 from .depth.estimators import get_estimator
-from .fields import EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
+from .fields import BY_NAME, EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
 from .validation import quote, quote_names
 
 __all__ = ["INFOTEXT_KEY", "DepthSettings"]
@@ -91,6 +91,12 @@ DepthSettings = dataclasses.make_dataclass(
 )
 DepthSettings.__module__ = __name__
 DepthSettings.__doc__ = "What the user chose (fields.py lists each field). Defaults reproduce the depth model."
+
+
+def check_field(name: str, value: Any) -> Any:
+    """One setting validated on its own, as DepthSettings validates it (the same message); the rules
+    that tie two fields together are checked when the settings are built."""
+    return _validated(BY_NAME[name], value)
 
 
 def _validated(f: Field, value: Any) -> Any:

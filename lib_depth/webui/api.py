@@ -260,14 +260,14 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
 
     from ..io.depthmap import conditioning_to_png16, conditioning_to_previews
     from ..run import DepthRun
-    from .depth_model import is_depth_model, make_estimator
+    from .depth_model import estimating_model, make_estimator
     from .options import image_limits
     from .preview import request_conditioning
 
     request = parse_estimate_request(payload, **image_limits())
     settings = request.settings
-    sd_model = shared.sd_model
-    if not is_depth_model(sd_model):
+    sd_model = estimating_model(shared.sd_model)  # in Forge before its first load: the selected depth file
+    if sd_model is None:
         raise PayloadError("the loaded model is not a depth model; load a depth checkpoint first")
     user_image = None if settings.source == "estimate" else request.image
     with queue_lock:  # the depth model is the generation's: one user at a time
@@ -290,11 +290,13 @@ def estimate(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def status() -> dict[str, Any]:
-    """GET /status: the loaded model, the cache, the doctor's rows, the script's argument names."""
+    """GET /status: the loaded model, the cache, the doctor's rows, the script's argument names and
+    the X/Y/Z plot's index of each depth axis per tab (what an API caller passes as the axis type)."""
     from modules import shared
 
     from .depth_model import CACHE, apply_cache_option, installed_estimators, is_depth_model
     from .status import installed_rows
+    from .xyz import axis_indices
 
     apply_cache_option()  # the cache as the settings say, also before the first estimate
     sd_model = shared.sd_model
@@ -305,6 +307,7 @@ def status() -> dict[str, Any]:
         "checkpoints": [row.to_dict() for row in installed_rows()],
         "estimators": installed_estimators(),
         "args": list(ARG_NAMES),
+        "xyz_axes": axis_indices(),
     }
 
 

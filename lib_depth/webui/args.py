@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from ..fields import ARG_NAMES, FIELDS
+from ..fields import ARG_NAMES, BY_NAME, FIELDS
 from ..io.depth_files import DepthMap
 from ..io.images import fix_image
 from ..settings import DepthSettings
@@ -59,7 +59,8 @@ def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: in
             raise PayloadError(f"depth2img: expected at most {len(ARG_NAMES)} arguments, got {len(args)}")
         values = dict(zip(ARG_NAMES, args, strict=False))  # fewer slots: the rest take defaults
     image = values.pop("image", None)  # the one field that is not a setting (fields.py)
-    values = {name: value for name, value in values.items() if value is not None}
+    # a value in words ("auto (the estimator's size)") or typed into a dropdown of numbers: the setting
+    values = {name: BY_NAME[name].from_ui(value) for name, value in values.items() if value is not None}
     if is_api:
         refuse_batch_tab_fields(values, "depth2img: ")
     try:

@@ -32,6 +32,19 @@ def is_depth_model(sd_model: Any) -> bool:
     return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
 
 
+def estimating_model(sd_model: Any) -> Any | None:
+    """What the preview and the estimate route estimate with: the loaded depth model or, in Forge
+    before its first generation, the selected depth checkpoint (its MiDaS read from the file, as Forge
+    builds it after the load too); None when neither is there."""
+    if is_depth_model(sd_model):
+        return sd_model
+    if compat.uses_forge_backend():
+        from .forge import selected_depth_checkpoint
+
+        return selected_depth_checkpoint(sd_model)
+    return None
+
+
 def loaded_model() -> Any:
     """The model the WebUI has loaded, or None. Unlike `shared.sd_model`, reading
     `sd_models.model_data.sd_model` never starts loading a checkpoint (drawing a status line must
@@ -51,7 +64,15 @@ def loaded_name(sd_model: Any) -> str | None:
 
 
 def checkpoint_key(sd_model: Any) -> str:
-    """Names the depth weights in cache keys: the checkpoint's hash, else its file."""
+    """Names the depth weights in cache keys: the checkpoint's hash, else its file. In Forge the file
+    version: the selected checkpoint before the load and the loaded model after it name the same
+    weights, and the hash may only be computed by the load."""
+    if compat.uses_forge_backend():
+        from .forge import checkpoint_file
+
+        filename = checkpoint_file(sd_model)
+        stat = Path(filename).stat()
+        return f"{filename}:{stat.st_size}:{stat.st_mtime_ns}"
     info = getattr(sd_model, "sd_checkpoint_info", None)
     return str(getattr(info, "sha256", None) or getattr(info, "filename", None) or id(sd_model))
 
