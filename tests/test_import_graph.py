@@ -5,6 +5,7 @@ past the size one reader can hold in mind."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +116,21 @@ def test_normalisation_never_calls_back_into_conditioning():
     graph = import_graph()
     assert "lib_depth.conditioning" in graph and "lib_depth.normalise" in graph["lib_depth.conditioning"]
     assert "lib_depth.conditioning" not in graph["lib_depth.normalise"]
+
+
+def test_the_layout_tree_names_every_module():
+    """docs/development.md's Layout tree has a line for every module (estimators/ is one line)."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    tree = text[text.index("```\nscripts/depth2img.py") :]
+    tree = tree[: tree.index("```", 4)]
+    named = set(re.findall(r"(\w+\.py)", tree))
+    described_by_their_folder = [path for path in MODULES.values() if "estimators" in path.parts]
+    room_packages = [PACKAGE / room / "__init__.py" for room in ROOMS]
+    missing = [
+        str(path.relative_to(ROOT))
+        for path in MODULES.values()
+        if path.name not in named and path not in described_by_their_folder and path not in room_packages
+    ]
+    assert missing == []
+    for room in ROOMS:
+        assert f"  {room}/" in tree, room
