@@ -5,6 +5,7 @@ complete maps."""
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 
@@ -97,6 +98,12 @@ def test_the_store_gives_back_each_depth_exactly_and_removes_its_folder(tmp_path
     full = DepthStore(tmp_path, reserve=1 << 62)  # a disk that cannot spare the reserve: nothing stored
     assert not full.put(0, torch.rand(4, 4)) and full.get(0) is None and full.refused == 1
     full.close()
+    released = DepthStore(tmp_path)  # a Batch-tab sequence's store, never closed: removed when collected
+    released.put(0, torch.rand(4, 4))
+    folder = released.folder
+    del released
+    gc.collect()
+    assert not folder.exists()
 
 
 def test_an_interrupted_write_leaves_no_file(tmp_path):

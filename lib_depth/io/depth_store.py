@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
-from typing import Hashable
+from typing import BinaryIO, Hashable
 
 import numpy as np
 import torch
@@ -36,6 +37,8 @@ class DepthStore:
         self._index: dict[Hashable, tuple[int, tuple[int, ...], torch.dtype]] = {}
         self._end = 0
         self.refused = 0  # frames not stored for want of disk space
+        # removed when closed, or when the store is collected (a Batch-tab sequence released with its batch)
+        self._remove = weakref.finalize(self, _remove, self._file, self._folder)
 
     @property
     def folder(self) -> Path:
@@ -83,11 +86,15 @@ class DepthStore:
     def close(self) -> None:
         """Remove the folder and everything in it."""
         self._index.clear()
-        self._file.close()
-        self._folder.cleanup()
+        self._remove()
 
     def __enter__(self) -> DepthStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _remove(file: BinaryIO, folder: tempfile.TemporaryDirectory) -> None:
+    file.close()  # first: Windows removes no open file
+    folder.cleanup()
