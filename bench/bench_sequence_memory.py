@@ -44,7 +44,7 @@ def measure(code: Path, frames: Path, out: Path, weights: Path, mode: str, resol
     command = [sys.executable, "-m", "lib_depth", "depth", str(frames), "--estimator", "depth-anything-v2-small",
                "--estimator-weights", str(weights), "--resolution", str(resolution), "-o", str(out),
                "--normalise", mode]  # fmt: skip
-    environment = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    environment = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     start = time.perf_counter()
     child = subprocess.Popen(command, cwd=code, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
