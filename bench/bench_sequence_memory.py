@@ -9,6 +9,8 @@ is not what is measured), each run a child process: its peak resident memory (`w
 and its wall time; "s/frame" is the time each frame added over the smallest run of that mode costs
 (model loading and start-up left out), "s/frame all" the wall time over the frames. `--code DIR` runs
 another checkout's lib_depth (e.g. the main branch, for a before/after table). Rows print as measured.
+`--batch-tab` adds a row per count for the img2img Batch tab (the WebUI faked as in
+tests/test_webui_sequence_pass.py): frames with 16-bit depth maps of the same size, `shared`.
 """
 
 from __future__ import annotations
@@ -55,14 +57,37 @@ def measure(code: Path, frames: Path, out: Path, weights: Path, mode: str, resol
     return usage.ru_maxrss / 1024, wall
 
 
+def measure_batch_tab(code: Path, folder: Path, count: int, width: int, height: int) -> tuple[float, float]:
+    """(peak RSS in MiB, wall seconds) of the Batch tab over `count` frames with maps, in a child."""
+    tests = ROOT / "tests"
+    program = (
+        f"import sys; sys.path[:0] = [{str(tests)!r}, {str(code)!r}]; import test_webui_sequence_pass as t; "
+        f"t._child(t.Path({str(folder)!r}), {count}, {width}, {height})"
+    )
+    environment = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, env=environment)
+    if result.returncode != 0:
+        raise SystemExit(f"batch tab: exit {result.returncode}\n{result.stderr[-2000:]}")
+    return float(result.stdout.split()[-1]), time.perf_counter() - start
+
+
+def row(first: dict[str, tuple[int, float]], label: str, count: int, peak: float, wall: float) -> None:
+    """Print one row; "s/frame" over the first (smallest) run of the same label."""
+    smallest, base = first.setdefault(label, (count, wall))
+    marginal = f"{(wall - base) / (count - smallest):>8.3f}" if count > smallest else f"{'':>8}"
+    print(f"{count:>7} {label:<10} {peak:>9.0f} {wall:>8.1f} {wall / count:>12.3f} {marginal}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 100, 1000])
-    parser.add_argument("--modes", nargs="+", default=["per-image", "shared", "smoothed"])
+    parser.add_argument("--modes", nargs="*", default=["per-image", "shared", "smoothed"])
     parser.add_argument("--width", type=int, default=1920)
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--resolution", type=int, default=140)
     parser.add_argument("--code", type=Path, default=ROOT, help="the checkout whose lib_depth runs")
+    parser.add_argument("--batch-tab", action="store_true", help="also the Batch tab (WebUI fakes), with maps")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -77,13 +102,19 @@ def main() -> None:
             for mode in args.modes:
                 out = scratch / f"out-{count}-{mode}"
                 peak, wall = measure(args.code, frames, out, weights, mode, args.resolution)
-                smallest, base = first.setdefault(mode, (count, wall))
-                marginal = f"{(wall - base) / (count - smallest):>8.3f}" if count > smallest else f"{'':>8}"
-                print(f"{count:>7} {mode:<10} {peak:>9.0f} {wall:>8.1f} {wall / count:>12.3f} {marginal}", flush=True)
+                row(first, mode, count, peak, wall)
                 for written in out.iterdir():
                     written.unlink()
             for frame in frames.iterdir():
                 frame.unlink()
+            if args.batch_tab:
+                peak, wall = measure_batch_tab(args.code, scratch / f"batch-{count}", count, args.width, args.height)
+                smallest, base = first.setdefault("batch-tab", (count, wall))
+                marginal = f"{(wall - base) / (count - smallest):>8.3f}" if count > smallest else f"{'':>8}"
+                print(
+                    f"{count:>7} {'batch-tab':<10} {peak:>9.0f} {wall:>8.1f} {wall / count:>12.3f} {marginal}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -147,8 +147,9 @@ def test_memory_does_not_grow_with_the_frames(tmp_path):
     assert many < few + 32, (few, many)
 
 
-def _child(folder: Path, count: int) -> None:
-    """Writes `count` frames and maps, runs the Batch tab over them (shared), prints the peak RSS."""
+def _child(folder: Path, count: int, width: int = 1024, height: int = 1024) -> None:
+    """Writes `count` frames and maps, runs the Batch tab over them (shared), prints the peak RSS
+    (also bench/bench_sequence_memory.py's Batch-tab row)."""
     import resource
 
     from models import build_dpt_head
@@ -156,14 +157,14 @@ def _child(folder: Path, count: int) -> None:
     frames, maps = folder / "frames", folder / "maps"
     frames.mkdir(parents=True)
     maps.mkdir()
-    y, x = np.mgrid[0:1024, 0:1024]
+    y, x = np.mgrid[0:height, 0:width]
     for n in range(count):
-        Image.new("RGB", (1024, 1024), (n, 2 * n % 256, 90)).save(frames / f"frame_{n + 1}.png")
+        Image.new("RGB", (width, height), (n % 256, 2 * n % 256, n // 256)).save(frames / f"frame_{n + 1}.png")
         Image.fromarray(((x + y * (1 + n % 3)) * 16 % 65536).astype(np.uint16)).save(maps / f"frame_{n + 1}.png")
     with pytest.MonkeyPatch.context() as monkeypatch:
         model = LatentDepth2ImageDiffusion(build_dpt_head())
         webui = webui_fakes.install(monkeypatch, sd_model=model)
-        p = Img2Img(model, width=1024, height=1024)
+        p = Img2Img(model, width=width, height=height)
         args = [{"frames_folder": str(frames), "depth_folder": str(maps), "normalise": "shared", "gamma": 1.2}]
         for frame in sorted(frames.iterdir()):
             image = webui.modules["modules.images"].read(frame)
