@@ -23,8 +23,9 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from fileserver import FileServer  # noqa: E402
 
-from lib_depth.models.download import Source, download  # noqa: E402
+from lib_depth.models.download import download  # noqa: E402
 from lib_depth.models.hashes import sha256_file  # noqa: E402
+from lib_depth.models.transport import Source  # noqa: E402
 
 
 def row(name: str, seconds: float, megabytes: float) -> None:

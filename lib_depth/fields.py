@@ -2,7 +2,7 @@
 
 Validation and the `DepthSettings` type (settings.py), the infotext names, the API's argument
 names and positional order, the UI widgets with their tooltips and the paste-back pairs (the WebUI
-glue), the command line's flags (cli.py) and the README's settings table (a test compares them)
+glue), the command line's flags (cli.py) and the settings table of docs/settings.md (a test compares)
 all read these rows. A new field is one new row here, appended at the end so that positional API
 calls keep working.
 """
@@ -12,13 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .depth.estimators import DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
+from .depth.estimators import DAV2_RESOLUTIONS, DEFAULT_ESTIMATOR, ESTIMATOR_NAMES, ESTIMATORS
 
 INFOTEXT_KEY = "Depth2img"
 NORMALISE_MODES = ("per image", "shared", "smoothed")  # sequence.py implements them
 # 10 s at 24 fps: within a shot the range barely moves (an object approaching for a second moves it
 # by a tenth or less of what per-image normalisation does); scene cuts reset it, so it need not adapt fast.
 DEFAULT_TIME_CONSTANT = 240.0
+ESTIMATED_SOURCES = ("estimate", "reference")  # the sources whose depth an estimator makes
+AUTO_RESOLUTION = "auto (the estimator's size)"  # resolution 0 in words
 
 
 @dataclass(frozen=True)
@@ -30,17 +32,21 @@ class Field:
     kind: str
     default: Any
     label: str  # UI label
-    help: str  # tooltip, CLI help and the README's meaning column
+    help: str  # tooltip, CLI help and the settings page's meaning column
     infotext: str | None = None  # name inside the infotext parameter; None: not stored
     bounds: tuple[float, float] | None = None  # inclusive range of a "float"
     step: float | None = None  # UI slider step
     choices: tuple[str, ...] = ()
     edit: bool = False  # an edit of the depth (has_edits; applied before normalisation)
     cli: bool = False  # a command-line flag of `preview` and `depth`
-    api: bool = True  # accepted over the HTTP API (False: a server path, for the WebUI's own Batch tab only)
+    api: bool = True  # accepted over the HTTP API (False: the Batch tab's own: a server folder or an option about one)
     mirrors: str | None = None  # a hidden copy of this WebUI input (its elem_id), kept in step by the UI
     tabs: tuple[str, ...] = ("txt2img", "img2img")  # where the UI shows it
     per_tab: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # UI overrides (choices, label)
+    widget: str = ""  # "dropdown": a dropdown instead of the kind's usual widget (radio, slider)
+    words: Mapping[Any, str] = field(default_factory=dict)  # values the UI names in words (0: "auto ...")
+    suggestions: tuple[Any, ...] = ()  # a dropdown's usual values beside the words (any other can be typed)
+    shown_when: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # the UI shows it only then
 
     @property
     def is_setting(self) -> bool:
@@ -57,8 +63,29 @@ class Field:
             return self.choices_for(tab)[0] if self.default not in self.choices_for(tab) else self.default
         return self.default
 
+    def to_ui(self, value: Any) -> Any:
+        """The value as its widget shows it: words for a named value, text in a dropdown of numbers."""
+        if value in self.words:
+            return self.words[value]
+        return str(value) if self.widget == "dropdown" and self.kind in ("int", "float") else value
+
+    def from_ui(self, value: Any) -> Any:
+        """The widget's value as the setting: words back to their value, a typed number to a number;
+        anything else unchanged (validation names what is wrong with it)."""
+        if isinstance(value, str):
+            for named, text in self.words.items():
+                if value.strip() == text:
+                    return named
+            if self.kind == "int" and value.strip().isdigit():
+                return int(value.strip())
+        return value
+
+    def shown(self, values: Mapping[str, Any]) -> bool:
+        """Whether the UI shows this field when the fields it depends on have `values`."""
+        return all(values.get(name) in allowed for name, allowed in self.shown_when.items())
+
     def describe_range(self) -> str:
-        """ "0.1..10" or "estimate, upload" for help texts and the README."""
+        """ "0.1..10" or "estimate, upload" for help texts and docs/settings.md."""
         if self.bounds:
             return f"{self.bounds[0]:g}..{self.bounds[1]:g}"
         if self.kind == "text":
@@ -171,6 +198,7 @@ FIELDS: tuple[Field, ...] = (
         "8/16-bit grayscale, RGB or palette; white = near. In txt2img with 'reference', a photo whose depth "
         "is estimated",
         per_tab={"txt2img": {"label": "Depth map / reference image"}},
+        shown_when={"source": ("upload", "reference")},
     ),
     # appended after "image" so that positional API calls made before them keep working
     Field(
@@ -184,6 +212,8 @@ FIELDS: tuple[Field, ...] = (
         infotext="estimator",
         choices=ESTIMATOR_NAMES,
         cli=True,
+        widget="dropdown",
+        shown_when={"source": ESTIMATED_SOURCES},
     ),
     Field(
         "resolution",
@@ -201,6 +231,18 @@ FIELDS: tuple[Field, ...] = (
         bounds=(0, 1024),
         step=2,
         cli=True,
+        widget="dropdown",
+        words={0: AUTO_RESOLUTION},
+        suggestions=tuple(  # dpt-hybrid's sizes, each estimator's own, the largest depth-anything-v2 takes
+            sorted(
+                {
+                    *ESTIMATORS["dpt-hybrid"].allowed_resolutions,
+                    *(s.default_resolution for s in ESTIMATORS.values()),
+                    DAV2_RESOLUTIONS[-1],
+                }
+            )
+        ),
+        shown_when={"source": ESTIMATED_SOURCES},
     ),
     Field(
         "normalise",
@@ -225,6 +267,7 @@ FIELDS: tuple[Field, ...] = (
         bounds=(0.0, 10.0),
         step=0.1,
         cli=True,
+        shown_when={"normalise": NORMALISE_MODES[1:]},  # per image keeps each image's own min..max
     ),
     Field(
         "time_constant",
@@ -236,6 +279,7 @@ FIELDS: tuple[Field, ...] = (
         bounds=(1.0, 10000.0),
         step=1.0,
         cli=True,
+        shown_when={"normalise": ("smoothed",)},
     ),
     Field(
         "depth_folder",
@@ -255,6 +299,7 @@ FIELDS: tuple[Field, ...] = (
         "Batch tab: stop the batch with a message, or estimate that frame's depth instead",
         choices=("stop", "estimate"),
         tabs=("img2img",),
+        api=False,
     ),
     Field(
         "frames_folder",
@@ -278,7 +323,7 @@ ARG_NAMES: tuple[str, ...] = tuple(f.name for f in FIELDS)
 
 
 def readme_table() -> str:
-    """The README's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
+    """docs/settings.md's "Depth settings" table, as it must read (tests/test_fields.py compares)."""
     lines = ["| setting | default | values | meaning |", "| --- | --- | --- | --- |"]
     for f in SETTING_FIELDS:
         default = {"bool": lambda v: "true" if v else "false", "float": lambda v: f"{v:g}"}.get(f.kind, str)(f.default)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .validation import MIN_IMAGE_SIDE
+from .validation import MIN_IMAGE_SIDE, quote
 
 JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE = 0, 1, 2, 3
 RESIZE_MODES = (JUST_RESIZE, CROP_AND_RESIZE, RESIZE_AND_FILL, LATENT_UPSCALE)
@@ -26,9 +26,10 @@ def generation_size(width: object, height: object, name: str = "width/height") -
     latent (width // 8) rounds it. The one size rule of the preview, the API and the command line."""
     for value in (width, height):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"{name}: expected whole numbers of pixels, got {width!r}x{height!r}")
+            raise ValueError(f"{name}: expected whole numbers of pixels, got {quote(width)}x{quote(height)}")
     if width < MIN_IMAGE_SIDE or height < MIN_IMAGE_SIDE:
-        raise ValueError(f"{name}: {width}x{height} is too small; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+        smallest = f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+        raise ValueError(f"{name}: {quote(width)}x{quote(height)} is too small; at least {smallest}")
     return int(width) - int(width) % LATENT_FACTOR, int(height) - int(height) % LATENT_FACTOR
 
 

@@ -14,7 +14,8 @@ import math
 from typing import Any, Mapping
 
 from .depth.estimators import get_estimator
-from .fields import EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
+from .fields import BY_NAME, EDIT_FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, SETTING_FIELDS, Field
+from .validation import quote, quote_names
 
 __all__ = ["INFOTEXT_KEY", "DepthSettings"]
 
@@ -53,7 +54,7 @@ class _SettingsBehaviour:
         known = [f.name for f in SETTING_FIELDS]
         unknown = sorted(map(str, set(values) - set(known)))
         if unknown:
-            raise ValueError(f"depth settings: unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+            raise ValueError(f"depth settings: unknown field(s) {quote_names(unknown)}; known: {', '.join(known)}")
         return cls(**dict(values))
 
     def to_infotext(self) -> str:
@@ -74,7 +75,7 @@ class _SettingsBehaviour:
             label, raw = label.strip(), raw.strip()
             if not sep or label not in by_label:
                 raise ValueError(
-                    f"{INFOTEXT_KEY} infotext: cannot read {part!r}; expected name=value with a name in "
+                    f"{INFOTEXT_KEY} infotext: cannot read {quote(part)}; expected name=value with a name in "
                     + ", ".join(by_label)
                 )
             f = by_label[label]
@@ -92,27 +93,39 @@ DepthSettings.__module__ = __name__
 DepthSettings.__doc__ = "What the user chose (fields.py lists each field). Defaults reproduce the depth model."
 
 
+def check_field(name: str, value: Any) -> Any:
+    """One setting validated on its own, as DepthSettings validates it (the same message); the rules
+    that tie two fields together are checked when the settings are built."""
+    return _validated(BY_NAME[name], value)
+
+
 def _validated(f: Field, value: Any) -> Any:
     if f.kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"{f.name}: expected true or false, got {value!r}")
+            raise ValueError(f"{f.name}: expected true or false, got {quote(value)}")
         return value
     if f.kind in ("float", "int"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ValueError(f"{f.name}: expected a finite number, got {value!r}")
+        # an int is always finite, and math.isfinite of a 400-digit one raises OverflowError
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+            raise ValueError(f"{f.name}: expected a finite number, got {quote(value)}")
         if f.kind == "int" and value != int(value):
-            raise ValueError(f"{f.name}: expected a whole number, got {value!r}")
+            raise ValueError(f"{f.name}: expected a whole number, got {quote(value)}")
         low, high = f.bounds or (-math.inf, math.inf)
         if not low <= value <= high:
-            raise ValueError(f"{f.name}: {value:g} is outside {f.describe_range()}")
+            shown = format(value, "g") if isinstance(value, float) else quote(value)  # a 4,000-digit int: cut
+            raise ValueError(f"{f.name}: {shown} is outside {f.describe_range()}")
         return float(value) if f.kind == "float" else int(value)
     if f.kind == "text":
         if not isinstance(value, str) or len(value) > MAX_TEXT or "\x00" in value:
-            raise ValueError(f"{f.name}: expected a text of at most {MAX_TEXT} characters, got {value!r:.80}")
+            raise ValueError(f"{f.name}: expected a text of at most {MAX_TEXT} characters, got {quote(value)}")
         return value.strip()
     if value not in f.choices:
-        raise ValueError(f"{f.name}: expected one of {', '.join(f.choices)}, got {value!r}")
+        raise ValueError(f"{f.name}: expected one of {', '.join(f.choices)}, got {quote(value)}")
     return value
+
+
+def _finite(value: int | float) -> bool:
+    return isinstance(value, int) or math.isfinite(value)
 
 
 def _format(value: Any) -> str:
@@ -128,12 +141,12 @@ def _parse(f: Field, raw: str) -> Any:
     if f.kind == "bool":
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be true or false, got {raw!r}")
+        raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be true or false, got {quote(raw)}")
     if f.kind in ("float", "int"):
         try:
             return float(raw) if f.kind == "float" else int(raw)
         except ValueError:
-            raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be a number, got {raw!r}") from None
+            raise ValueError(f"{INFOTEXT_KEY} infotext: {f.name} must be a number, got {quote(raw)}") from None
     return raw
 
 

@@ -7,6 +7,29 @@ import numbers
 import torch
 
 MIN_IMAGE_SIDE = 64
+QUOTE_LIMIT = 80  # characters of a caller's value an error message repeats
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A caller's value for an error message: its repr, cut to `limit` characters with its length
+    after it, so a megabyte of input never comes back as a megabyte of message."""
+    text = repr(value)
+    if len(text) <= limit:
+        return text
+    if isinstance(value, (str, bytes)):
+        length = f"{len(value):,} characters" if isinstance(value, str) else f"{len(value):,} bytes"
+    elif isinstance(value, (list, tuple, dict, set)):
+        length = f"{len(value):,} items"
+    else:
+        length = f"{len(text):,} characters"
+    return f"{text[:limit]}… ({length})"
+
+
+def quote_names(names: object, limit: int = 10) -> str:
+    """Names a caller sent (unknown fields), each quoted short, at most `limit` of them."""
+    listed = [str(name) for name in names]  # type: ignore[attr-defined]
+    shown = ", ".join(name if len(name) <= 40 and name.isprintable() else quote(name, 40) for name in listed[:limit])
+    return shown + (f" and {len(listed) - limit:,} more" if len(listed) > limit else "")
 
 
 def check_image_batch(images: object, name: str = "image") -> torch.Tensor:

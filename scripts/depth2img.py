@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from modules import script_callbacks, scripts
 
-from lib_depth.webui import api, depth_model, generation, options, saving, ui
+from lib_depth.webui import api, depth_model, generation, options, saving, ui, xyz
 from lib_depth.webui.compat import capture_webui_input, ldm_midas_api, unsupported_reason
 
 
@@ -42,5 +42,8 @@ if (midas_api := ldm_midas_api()) is not None:
     _undo = depth_model.install_offline_midas(midas_api, depth_model.selected_checkpoint_has_depth_weights)
     script_callbacks.on_script_unloaded(_undo)
 script_callbacks.on_image_saved(saving.on_image_saved)
-script_callbacks.on_ui_settings(options.register)
+# a new cache size applies when it is set, not at the next estimate
+script_callbacks.on_ui_settings(lambda: options.register({"depth2img_cache_entries": depth_model.apply_cache_option}))
 script_callbacks.on_app_started(api.on_app_started)
+# X/Y/Z plot axes: before each UI build, since Reload UI loads xyz_grid.py anew (with its own list)
+script_callbacks.on_before_ui(xyz.register_axes)

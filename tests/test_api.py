@@ -114,10 +114,12 @@ def test_non_object_body():
     assert answer.status_code == 422 and "expected a JSON object" in answer.json()["detail"]
 
 
-def test_huge_base64_string_is_422_without_decoding():
+def test_huge_base64_string_is_refused_without_decoding():
     http, _ = client()
-    answer = http.post(f"{PREFIX}/estimate", json={"image": "A" * (100 * 2**20)})
-    assert answer.status_code == 422 and "over the limit" in answer.json()["detail"]
+    answer = http.post(f"{PREFIX}/estimate", json={"image": "A" * (100 * 2**20)})  # over the body limit
+    assert answer.status_code == 413 and "over this route's limit of 67,174,400" in answer.json()["detail"]
+    with pytest.raises(PayloadError, match="image: 2,000 characters of base64 is over the limit of 1,000"):
+        parse_estimate_request({"image": "A" * 2000}, max_base64_chars=1000)
 
 
 def test_internal_errors_do_not_leak(caplog):

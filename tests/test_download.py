@@ -20,27 +20,21 @@ import pytest
 from checkpoints import state_dict, write_safetensors
 from fileserver import Fault, FileServer
 
-from lib_depth.models.download import (
+from lib_depth.cli.terminal_progress import TerminalProgress
+from lib_depth.models.download import download, download_model
+from lib_depth.models.download_errors import (
     AlreadyExists,
     ChecksumMismatch,
     DownloadCancelled,
     DownloadError,
-    DownloadJob,
     NotEnoughSpace,
-    Progress,
-    RetryPolicy,
-    Source,
-    TerminalProgress,
     Unreachable,
-    current_job,
-    download,
-    download_model,
-    job_snapshots,
-    start_job,
 )
+from lib_depth.models.download_jobs import DownloadJob, current_job, job_snapshots, start_job
 from lib_depth.models.hashes import our_cached_sha256
 from lib_depth.models.model_config import config_path_for
 from lib_depth.models.model_files import Mirror, ModelFile
+from lib_depth.models.transport import Progress, RetryPolicy, Source
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = bytes((i * 7 + i // 251) % 256 for i in range(300_000))
@@ -56,7 +50,7 @@ def no_proxy_no_token(monkeypatch, tmp_path):
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT"):
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
@@ -712,7 +706,7 @@ def test_the_table_lookups_and_urls(monkeypatch):
 
 
 def test_local_state_for_a_download_offer(tmp_path):
-    from lib_depth.models.download import local_state
+    from lib_depth.models.download_jobs import local_state
     from lib_depth.models.model_files import model_file
 
     entry = model_file()
@@ -753,7 +747,6 @@ def test_a_file_without_a_published_hash_records_its_first_download_and_checks_t
     """Trust on first use: the large Depth Anything V2 has no published SHA-256. The first download is
     placed and its hash recorded; a later download that serves other bytes is refused."""
     from lib_depth.models import model_files
-    from lib_depth.models.download import download_model
     from lib_depth.models.first_download import recorded_first_sha256
 
     entry = model_files.ModelFile(

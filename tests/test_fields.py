@@ -1,4 +1,4 @@
-"""The field table drives the settings type, the infotext, the API names, the CLI and the README."""
+"""The field table drives the settings type, the infotext, the API names, the CLI and the settings page (docs/)."""
 
 from __future__ import annotations
 
@@ -69,17 +69,18 @@ def test_cli_flags_come_from_the_table():
         assert "".join(f.help.split()) in help_text  # (argparse wraps lines, also at hyphens)
 
 
-def test_readme_table_is_the_field_table():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Depth settings", 1)[1]
-    table = "\n".join(line for line in section.strip().splitlines() if line.startswith("|"))
-    first_table = table.split("\n\n")[0]
+def test_settings_page_table_is_the_field_table():
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
+    section = page.split("## Depth settings\n", 1)[1]
+    lines = section.strip().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    table = "\n".join(lines[start:end])
     expected = readme_table()
-    assert first_table.startswith(expected) and first_table.count("\n") == expected.count("\n"), (
-        "README's Depth settings table differs from lib_depth/fields.py; it must read:\n" + expected
-    )
+    message = "docs/settings.md's Depth settings table differs from lib_depth/fields.py; it must read:\n"
+    assert table == expected, message + expected
 
 
-def test_readme_names_the_positional_order():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert f"`{', '.join(ARG_NAMES)}`" in readme
+def test_api_page_names_the_positional_order():
+    page = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    assert f"`{', '.join(ARG_NAMES)}`" in page

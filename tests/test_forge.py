@@ -339,8 +339,9 @@ def test_preview_reads_forges_inpaint_canvas(load_script, checkpoint, fast_midas
             values[component] = 128
         if component.elem_id == "img2img_inpaint_full_res":
             values[component] = 1  # only masked: the crop comes from the strokes
-    image, status = listener["fn"](*values.values())
-    assert image.size == (128, 128) and "Depth for 128x128" in status
+    shown, note = listener["fn"](*values.values())
+    image = shown["value"]
+    assert shown["visible"] and image.size == (128, 128) and "Depth for 128x128" in note
     from lib_depth.run import DepthRun
     from lib_depth.webui.preview import Inpaint, request_conditioning
 
@@ -415,3 +416,70 @@ def test_forge_midas_copy_builds_the_checkpoints_dpt_hybrid(monkeypatch, tmp_pat
     finally:
         forge._patchers.clear()
         sys.modules.pop(forge._PRIVATE_PACKAGE, None)
+
+
+# --- Forge before its first generation ------------------------------------------------------------------
+class FakeInitialModel:  # modules/sd_models.py:385: shared.sd_model until the first generation loads one
+    cond_stage_model = None
+
+
+def select(fakes, filename):
+    """modules_forge/main_entry.py:229: the selected checkpoint in model_data.forge_loading_parameters."""
+    sd_models = fakes.webui.modules["modules.sd_models"]
+    info = types.SimpleNamespace(filename=str(filename), name=Path(filename).name, sha256=None)
+    sd_models.model_data = types.SimpleNamespace(forge_loading_parameters={"checkpoint_info": info})
+    return info
+
+
+def test_preview_and_estimate_before_forge_loads_the_selected_depth_checkpoint(
+    load_script, checkpoint, fast_midas, dpt_head
+):
+    """Issue 19: freshly started Forge answered 'not a depth model' for a selected depth checkpoint.
+    The preview and the route build its MiDaS from the file; the generation after the load hits the cache."""
+    module, fakes = load_script("forge", sd_model=FakeInitialModel())
+    select(fakes, checkpoint)
+    script = module.Depth2ImgScript()
+    gr = fakes.webui.gradio
+    for elem_id in ("img2img_width", "img2img_height"):
+        script.after_component(gr.Number(128, elem_id=elem_id), elem_id=elem_id)
+    foreground, background = forge_fakes.forge_canvas(script, gr, "img2img_image")
+    script.ui(True)
+    button = next(c for c in webui_fakes.Component.created if c.elem_id == "depth2img_img2img_preview_button")
+    listener = button.listeners["click"][0]
+    picture = make_scene(128, 128, 8)
+    values = {c: c.value for c in listener["inputs"]}
+    values.update({listener["inputs"][0]: 0, background: picture})
+    shown, note = listener["fn"](*values.values())
+    assert shown["visible"] and shown["value"].size == (128, 128), note
+    assert "Depth for 128x128 (dpt-hybrid at 384)" in note and fast_midas == [str(checkpoint)]
+
+    from lib_depth.webui import api
+    from lib_depth.webui.depth_model import CACHE
+
+    answer = api.estimate({"image": encode_png(picture), "width": 128, "height": 128})
+    assert (answer["width"], answer["height"]) == (128, 128) and answer["depth"]
+    # the first generation loads the checkpoint: its estimate is the preview's (same file version, same key)
+    model = StableDiffusion2(str(checkpoint))
+    model.sd_checkpoint_info = fakes.webui.modules["modules.sd_models"].model_data.forge_loading_parameters[
+        "checkpoint_info"
+    ]
+    p = Img2Img(model, [picture])
+    script.process(p, True)
+    misses = CACHE.stats().misses
+    img2img_init(p, image_to_tensor(picture) * 0.5 + 0.5)
+    assert CACHE.stats().misses == misses and fast_midas == [str(checkpoint)]
+
+
+def test_before_the_load_a_depth_checkpoint_without_midas_says_what_is_wrong(load_script, tmp_path):
+    from lib_depth.webui import api
+    from lib_depth.webui.payload import PayloadError
+
+    _, fakes = load_script("forge", sd_model=FakeInitialModel())
+    depth_without_midas = {k: v for k, v in state_dict("depth").items() if not k.startswith("depth_model.")}
+    select(fakes, write_safetensors(tmp_path / "no-midas-depth.safetensors", depth_without_midas))
+    with pytest.raises(ValueError, match="no-midas-depth.safetensors: holds no MiDaS depth weights") as raised:
+        api.estimate({"image": encode_png(make_scene(64, 64, 1))})
+    assert "not a depth model" not in str(raised.value)
+    select(fakes, write_safetensors(tmp_path / "sd21.safetensors", state_dict("sd2")))
+    with pytest.raises(PayloadError, match="not a depth model"):  # a checkpoint that is not one: said so
+        api.estimate({"image": encode_png(make_scene(64, 64, 1))})

@@ -405,3 +405,31 @@ def test_forge_preview_reads_the_inpaint_canvas(status):
     assert f"Depth for {SIZE}x{SIZE}" in whole_status and "depth2img-ok" in crop_status
     assert whole.shape == crop.shape == (SIZE, SIZE)
     assert np.abs(whole - crop).mean() > 5  # the crop around the strokes, not the whole picture
+
+
+def test_xyz_plot_over_gamma_gives_each_cell_its_value(status):
+    """X/Y/Z plot over "[Depth2img] Gamma" (the axis index looked up by its label): each cell's infotext
+    carries its value; with the depth maps saved, the two cells' conditionings differ."""
+    index = status["xyz_axes"]["img2img"]["[Depth2img] Gamma"]
+    since = time.time() - 1
+    xyz_args = [index, "0.8, 1.5", [], 0, "", [], 0, "", [], True, True, False, False, False, False, False, 0, False]
+    payload = generation(
+        "img2img",
+        init_images=[b64(make_scene(SIZE, SIZE, 3))],
+        denoising_strength=1.0,
+        save_images=True,
+        script_name="x/y/z plot",
+        script_args=xyz_args,
+        alwayson_scripts={"depth2img": {"args": [{"enabled": True, "save_depth": True}]}},
+    )
+    code, body = call("/sdapi/v1/img2img", payload)
+    assert code == 200, body
+    infotexts = json.loads(body["info"])["infotexts"]
+    assert len(body["images"]) == 3  # the grid, then the two cells
+    assert "X Type: [Depth2img] Gamma" in infotexts[0]
+    assert "Depth2img: source=estimate; gamma=0.8" in infotexts[1]
+    assert "Depth2img: source=estimate; gamma=1.5" in infotexts[2]
+    maps = saved_depth_maps(since)
+    assert len(maps) == 2
+    first, second = (np.asarray(Image.open(p), dtype=np.float64) for p in maps)
+    assert np.abs(first - second).mean() > 100  # 16-bit maps: gamma moved the mid depths

@@ -48,13 +48,13 @@ def test_engine_imports_no_webui_module():
     assert result.stdout.strip() == "[]"
 
 
-def test_readme_python_snippet_runs_as_written(tmp_path, depth_model):
-    """The "From Python" snippet, in a folder holding the files it names."""
+def test_cli_page_python_snippet_runs_as_written(tmp_path, depth_model):
+    """docs/cli.md's "From Python" snippet, in a folder holding the files it names."""
     from checkpoints import state_dict, write_safetensors
     from scenes import make_scene
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    snippet = readme.split("```python", 1)[1].split("```", 1)[0]
+    page = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    snippet = page.split("## From Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     tensors = state_dict("depth")
     tensors.update({f"depth_model.model.{k}": v for k, v in depth_model.model.state_dict().items()})
     write_safetensors(tmp_path / "512-depth-ema.safetensors", tensors)

@@ -100,14 +100,6 @@ def test_ui_follows_the_field_table(load_script, is_img2img):
     assert len(ids) == len(set(ids)), "element ids must be unique in the page"
 
 
-def test_source_change_shows_the_upload(load_script):
-    module, fakes = load_script()
-    _, components = build_ui(module, fakes, True)
-    listener = by_id(components, "_source").listeners["change"][0]
-    assert listener["fn"]("upload") == {"__type__": "update", "visible": True}
-    assert listener["fn"]("estimate") == {"__type__": "update", "visible": False}
-
-
 def test_paste_back_restores_every_infotext_field(load_script):
     module, fakes = load_script()
     script, components = build_ui(module, fakes, True)
@@ -116,7 +108,8 @@ def test_paste_back_restores_every_infotext_field(load_script):
     restored = {field.component.elem_id: field.function(params) for field in script.infotext_fields}
     assert restored["depth2img_img2img_enabled-checkbox"] is True
     for f in INFOTEXT_FIELDS:
-        assert restored[f"depth2img_img2img_{f.name}"] == getattr(settings, f.name)
+        assert restored[f"depth2img_img2img_{f.name}"] == f.to_ui(getattr(settings, f.name))  # as its widget shows it
+    assert restored["depth2img_img2img_resolution"] == "auto (the estimator's size)"
     closed = {field.component.elem_id: field.function({"Steps": "20"}) for field in script.infotext_fields}
     assert closed["depth2img_img2img_enabled-checkbox"] is False  # no Depth2img key: the accordion closes
     assert closed["depth2img_img2img_gamma"] is None  # other controls are left as they are
@@ -138,7 +131,7 @@ def test_paste_back_leaves_a_choice_the_tab_does_not_offer(load_script, is_img2i
     assert restored[f"depth2img_{tab}_source"] is None  # the control keeps its own, valid choice
     assert restored[f"depth2img_{tab}_enabled-checkbox"] is True
     assert restored[f"depth2img_{tab}_estimator"] == "depth-anything-v2-small"
-    assert (restored[f"depth2img_{tab}_resolution"], restored[f"depth2img_{tab}_gamma"]) == (266, 1.5)
+    assert (restored[f"depth2img_{tab}_resolution"], restored[f"depth2img_{tab}_gamma"]) == ("266", 1.5)
     assert restored[f"depth2img_{tab}_normalise"] == "shared"
 
 
@@ -268,8 +261,9 @@ def test_preview_button_gives_the_generation_depth(load_script, dpt_head):
             values[component] = make_scene(160, 120, 7)
         if component.elem_id in ("img2img_width", "img2img_height"):
             values[component] = 128
-    image, status = listener["fn"](*values.values())
-    assert image.size == (128, 128) and "Depth for 128x128 (dpt-hybrid at 384)" in status
+    image, note = listener["fn"](*values.values())
+    assert image["visible"] is True and image["value"].size == (128, 128)
+    assert "Depth for 128x128 (dpt-hybrid at 384)" in note
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,9 @@ import webui_fakes
 from checkpoints import state_dict, write_safetensors
 from fileserver import Fault, FileServer
 
-from lib_depth.models import download as engine
-from lib_depth.webui import download as glue
+from lib_depth.models import download_jobs as jobs
+from lib_depth.webui import download_offer as offers
+from lib_depth.webui import download_table as glue
 
 ROOT = Path(__file__).resolve().parents[1]
 REPO_PATH = "/org/copy/resolve/main/tiny-depth.safetensors"
@@ -29,10 +30,11 @@ def clean_environment(monkeypatch, tmp_path):
     for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", glue.TEST_TABLE_ENV):
+    offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_ENDPOINT", *offline, glue.TEST_TABLE_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setattr(engine, "_JOBS", {})
+    monkeypatch.setattr(jobs, "_JOBS", {})
     monkeypatch.setattr(glue, "_refreshed", {})
     monkeypatch.setattr(glue, "_watched", set())
 
@@ -153,7 +155,7 @@ def test_production_offer_defaults_to_fp16_and_shows_only_without_a_depth_checkp
     (view,) = offer.status_changed()
     assert shown(view) and view[1]["value"] == "Download the depth model (2.85 GB)" and view[1]["interactive"]
     assert view[2]["visible"] is False  # no cancel without a download
-    assert "data-depth2img-status='idle'" in view[3] and f"Into {models}, from huggingface.co" in view[3]
+    assert "data-depth2img-status='idle'" in view[3] and "Into models/Stable-diffusion, from huggingface.co" in view[3]
     assert "CreativeML Open RAIL++-M" in view[3]
     fp32 = offer.variant.listeners["change"][0]["fn"]("fp32")
     assert fp32[1]["value"] == "Download the depth model (5.71 GB)"
@@ -198,7 +200,7 @@ def test_download_progress_cancel_resume_and_refresh(load_script, models, server
     assert "class='progressDiv'" in views[-1][3] and "data-depth2img-status='running'" in views[-1][3]
     assert fakes.modules["modules.call_queue"].queue_lock.acquire(blocking=False)  # generation is not blocked
     fakes.modules["modules.call_queue"].queue_lock.release()
-    wait_until(lambda: engine.current_job("tiny-depth-fp16").snapshot()["bytes"] >= 1 << 20)
+    wait_until(lambda: jobs.current_job("tiny-depth-fp16").snapshot()["bytes"] >= 1 << 20)
     cancelled = offer.cancel()
     assert "data-depth2img-status='cancelled'" in cancelled[3] and cancelled[2]["visible"] is False
     rest = list(follow)  # the follower ends with the job
@@ -221,9 +223,9 @@ def test_download_progress_cancel_resume_and_refresh(load_script, models, server
     then = [d for d in offer.button.listeners["then"] if d.get("_js")]
     assert after_click and "refresh_sd_model_checkpoint" in then[0]["_js"] and then[0]["fn"] is None
     assert "depth2img_img2img_refresh" in then[0]["_js"]  # our status line, which then hides the offer
-    engine.current_job("tiny-depth-fp16").wait(5)
+    jobs.current_job("tiny-depth-fp16").wait(5)
     glue._refreshed.clear()  # the done job is forgotten as after a restart
-    engine._JOBS.clear()
+    jobs._JOBS.clear()
     assert not shown(offer.status_changed()[0])  # a depth checkpoint is listed now
 
 
@@ -288,7 +290,7 @@ def test_post_refuses_anything_but_a_table_name(http, body, message):
     client, _ = http
     answer = client.post("/depth2img/v1/download", json=body, auth=AUTH)
     assert answer.status_code == 422 and message in answer.json()["detail"]
-    assert engine.job_snapshots() == []
+    assert jobs.job_snapshots() == []
 
 
 def test_post_downloads_reports_progress_refreshes_and_refuses_twice(http, models, server, test_table, depth_file):
@@ -339,7 +341,7 @@ def test_post_cancel_keeps_the_part_for_the_next_start(http, models, server, tes
     assert part == (models / "tiny-depth.safetensors.part").stat().st_size and 0 < part < len(data)
     resumed = client.post("/depth2img/v1/download", json={"name": "tiny-depth-fp16"}, auth=AUTH)
     assert resumed.status_code == 200
-    assert engine.current_job("tiny-depth-fp16").wait(20)
+    assert jobs.current_job("tiny-depth-fp16").wait(20)
     assert server.requests(REPO_PATH)[-1].headers["range"] == f"bytes={part}-"
     assert (models / "tiny-depth.safetensors").read_bytes() == data
 
@@ -391,10 +393,10 @@ def test_a_malformed_test_table_is_named_with_its_field(tmp_path, monkeypatch, r
 
 
 def test_progress_text_follows_the_webui_progress_bar():
-    assert [glue.format_eta(s) for s in (5, 61, 3725)] == ["5s", "01:01", "01:02:05"]
-    bar = glue.progress_bar(0.42, "Downloading x 42% ETA: 01:01")
+    assert [offers.format_eta(s) for s in (5, 61, 3725)] == ["5s", "01:01", "01:02:05"]
+    bar = offers.progress_bar(0.42, "Downloading x 42% ETA: 01:01")
     assert "class='progressDiv'" in bar and "class='progress' style='width:42.0%;'" in bar
-    assert "background:transparent" in glue.progress_bar(None, "Checking")
+    assert "background:transparent" in offers.progress_bar(None, "Checking")
 
 
 class LoadingShared(types.ModuleType):
@@ -441,6 +443,7 @@ def test_a_chosen_estimator_without_weights_is_offered_with_its_licence_then_dow
         mirrors=(model_files.Mirror("hub", "org/dav2", "depth_anything_v2_vits.pth"),),
     )
     monkeypatch.setattr(model_files, "estimator_file", lambda name: entry)
+    monkeypatch.setattr(offers, "estimator_file", lambda name: entry)
     monkeypatch.setenv("HF_ENDPOINT", server.origin)
     server.add("/org/dav2/resolve/main/depth_anything_v2_vits.pth", data)
     module, fakes = load_script(models_path=models.parent)

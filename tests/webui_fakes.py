@@ -6,11 +6,15 @@ into sys.modules for one test.
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import re
 import sys
 import threading
 import types
+from collections import namedtuple
+from copy import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +71,16 @@ _GRADIO_KWARGS = {
         "min_width",
     ),  # fmt: skip
     "Number": (*_COMMON, "elem_id", "elem_classes", "precision", "minimum", "maximum", "step"),
+    "Dropdown": (
+        "value",
+        "type",
+        "multiselect",
+        "allow_custom_value",
+        "max_choices",
+        *_COMMON,
+        "elem_id",
+        "elem_classes",
+    ),  # fmt: skip
     "Textbox": (
         "lines",
         "max_lines",
@@ -81,7 +95,7 @@ _GRADIO_KWARGS = {
         "show_copy_button",
     ),  # fmt: skip
 }
-_POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",)}
+_POSITIONAL = {"Slider": ("minimum", "maximum", "value"), "Radio": ("choices",), "Dropdown": ("choices",)}
 _LISTENER_KWARGS = {
     "fn", "inputs", "outputs", "api_name", "status_tracker", "scroll_to_output", "show_progress", "queue", "batch",
     "max_batch_size", "preprocess", "postprocess", "cancels", "every", "_js",
@@ -160,6 +174,31 @@ class Column(Context):
         super().__init__(**kwargs)
 
 
+class Accordion(Context):
+    """gr.Accordion (gradio/layouts.py): label, then keyword-only open, visible, elem_id and
+    BlockContext's elem_classes and render."""
+
+    KWARGS = ("open", "visible", "elem_id", "elem_classes", "render")
+
+    def __init__(self, label: str, **kwargs: Any) -> None:
+        unknown = set(kwargs) - set(self.KWARGS)
+        if unknown:
+            raise TypeError(f"gradio 3.41.2 Accordion() got unexpected keyword argument(s) {sorted(unknown)}")
+        super().__init__(label=label, **kwargs)
+
+
+class TabItem(Context):
+    """gr.TabItem (gradio/layouts.py Tab, Selectable): label, keyword-only id and elem_id; `.select`
+    listens as a component's events do (gradio/events.py)."""
+
+    def __init__(self, label: str, *, id: Any = None, elem_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(label=label, id=id, elem_id=elem_id, **kwargs)
+        self.listeners: dict[str, list[dict]] = {}
+
+    def select(self, **kwargs: Any) -> Dependency:
+        return Component._listen(self, "select", **kwargs)
+
+
 class Dependency(dict):
     """What a listener returns (gradio/events.py Dependency): `.then` adds a listener that runs after it."""
 
@@ -175,8 +214,8 @@ def _gradio() -> types.ModuleType:
     gr = types.ModuleType("gradio")
     for kind in _GRADIO_KWARGS:
         setattr(gr, kind, type(kind, (Component,), {}))
-    gr.Row = gr.Accordion = gr.Blocks = Context
-    gr.Column = Column
+    gr.Row = gr.Blocks = Context
+    gr.Column, gr.Accordion, gr.TabItem = Column, Accordion, TabItem
     gr.update = lambda **kwargs: {"__type__": "update", **kwargs}  # gradio/blocks.py update()
     gr.components = types.SimpleNamespace(Component=Component)
     return gr
@@ -221,7 +260,7 @@ class OptionInfo:
                  refresh=None, comment_before="", comment_after="", infotext=None, restrict_api=False,
                  category_id=None):  # fmt: skip
         self.default, self.label, self.component, self.component_args = default, label, component, component_args
-        self.section, self.comment_after = section, comment_after
+        self.section, self.comment_after, self.onchange = section, comment_after, onchange
 
     def info(self, info: str) -> OptionInfo:
         self.comment_after += f"<span class='info'>({info})</span>"
@@ -248,6 +287,22 @@ class Options:
 
     def __setattr__(self, key: str, value: Any) -> None:
         self.data[key] = value
+
+    def set(self, key: str, value: Any, is_api: bool = False, run_callbacks: bool = True) -> bool:
+        """As modules/options.py Options.set (v1.10.1): store a changed value, then call its onchange
+        (the Settings tab's Apply and POST /sdapi/v1/options both come through here)."""
+        old = self.data.get(key, None)
+        if old == value:
+            return False
+        option = self.data_labels[key]
+        setattr(self, key, value)
+        if run_callbacks and option.onchange is not None:
+            try:
+                option.onchange()
+            except Exception:
+                setattr(self, key, old)
+                return False
+        return True
 
 
 # --- modules/images.py resize_image, flatten ------------------------------------------------------
@@ -371,6 +426,86 @@ class Script:
 
     infotext_fields = None
     paste_field_names = None
+
+
+ScriptClassData = namedtuple("ScriptClassData", ["script_class", "path", "basedir", "module"])  # scripts.py
+
+
+# --- scripts/xyz_grid.py (v1.10.1; Forge dfdcbab has the same AxisOption) ----------------------------
+def _format_value_add_label(p: Any, opt: Any, x: Any) -> str:
+    if type(x) is float:
+        x = round(x, 8)
+    return f"{opt.label}: {x}"
+
+
+def _apply_field(name: str):
+    def fun(p: Any, x: Any, xs: Any) -> None:
+        setattr(p, name, x)
+
+    return fun
+
+
+class AxisOption:
+    def __init__(self, label, type, apply, format_value=_format_value_add_label, confirm=None, cost=0.0,
+                 choices=None, prepare=None):  # fmt: skip
+        self.label, self.type, self.apply, self.format_value = label, type, apply, format_value
+        self.confirm, self.cost, self.prepare, self.choices = confirm, cost, prepare, choices
+
+
+class AxisOptionImg2Img(AxisOption):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_img2img = True
+
+
+class AxisOptionTxt2Img(AxisOption):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.is_img2img = False
+
+
+def load_xyz_grid() -> types.ModuleType:
+    """A fresh xyz_grid module, as modules/script_loading.py loads it (named by its file name, a new
+    axis_options list each time), with the built-in axes an extension's must not disturb and
+    `run_axis`: Script.run's process_axis and cell for one axis (values as the UI sends them:
+    comma-separated text, or the dropdown's list for an axis with choices), then each cell's
+    process_images on a copy of p."""
+    xyz = types.ModuleType("xyz_grid.py")
+    xyz.AxisOption, xyz.AxisOptionImg2Img, xyz.AxisOptionTxt2Img = AxisOption, AxisOptionImg2Img, AxisOptionTxt2Img
+    xyz.axis_options = [
+        AxisOption("Nothing", str, lambda p, x, xs: None, format_value=lambda p, opt, x: ""),
+        AxisOption("Seed", int, _apply_field("seed")),
+        AxisOptionTxt2Img("Hires steps", int, _apply_field("hr_second_pass_steps")),
+        AxisOptionImg2Img("Image CFG Scale", float, _apply_field("image_cfg_scale")),
+    ]
+
+    class Script:
+        def ui(self, is_img2img: bool) -> list:
+            self.current_axis_options = [
+                x for x in xyz.axis_options if type(x) is AxisOption or x.is_img2img == is_img2img
+            ]
+            return [x.label for x in self.current_axis_options]  # the X type dropdown's choices
+
+    Script.__module__ = "xyz_grid.py"
+    xyz.Script = Script
+
+    def run_axis(p: Any, opt: AxisOption, values: Any, process_images: Any) -> list[tuple[str, Any]]:
+        if opt.choices is not None:
+            valslist = list(values)
+        else:
+            valslist = [v.strip() for v in next(csv.reader(io.StringIO(values), skipinitialspace=True))]
+        valslist = [opt.type(x) for x in valslist]
+        if opt.confirm:
+            opt.confirm(p, valslist)
+        cells = []
+        for x in valslist:
+            pc = copy(p)
+            opt.apply(pc, x, valslist)
+            cells.append((opt.format_value(p, opt, x), process_images(pc)))
+        return cells
+
+    xyz.run_axis = run_axis
+    return xyz
 
 
 @dataclass
@@ -514,14 +649,22 @@ def install(
                 stopping_generation=False,
             ),
         ),
-        "modules.paths": module("modules.paths", models_path=str(models_path) if models_path else "models"),
+        # modules/paths_internal.py: models_path is <data_path>/models without --models-dir
+        "modules.paths": module(
+            "modules.paths",
+            models_path=str(models_path) if models_path else "models",
+            data_path=os.path.dirname(str(models_path)) if models_path else ".",
+            script_path=os.path.dirname(str(models_path)) if models_path else ".",
+        ),
         "modules.devices": module("modules.devices", device=torch.device("cpu")),
-        "modules.scripts": module("modules.scripts", Script=Script, AlwaysVisible=object()),
+        "modules.scripts": module(
+            "modules.scripts", Script=Script, AlwaysVisible=object(), scripts_data=[], ScriptClassData=ScriptClassData
+        ),
         "modules.script_callbacks": module(
             "modules.script_callbacks",
             **{
                 f"on_{name}": callbacks.add(name)
-                for name in ("script_unloaded", "image_saved", "ui_settings", "app_started")
+                for name in ("script_unloaded", "image_saved", "ui_settings", "app_started", "before_ui")
             },  # fmt: skip
             ImageSaveParams=ImageSaveParams,
         ),
@@ -560,7 +703,100 @@ def import_script(name: str = "depth2img_script_under_test") -> types.ModuleType
     return module
 
 
+def add_xyz_grid(webui: WebUI) -> types.ModuleType:
+    """What load_scripts does for scripts/xyz_grid.py: a fresh module, its Script in scripts_data."""
+    xyz = load_xyz_grid()
+    webui.modules["modules.scripts"].scripts_data.append(ScriptClassData(xyz.Script, "scripts/xyz_grid.py", ".", xyz))
+    return xyz
+
+
+def before_ui(webui: WebUI) -> None:
+    """script_callbacks.before_ui_callback: every on_before_ui callback (webui.py, before create_ui)."""
+    for callback in reversed(webui.callbacks.registered.get("before_ui", [])):
+        callback()
+
+
 def unload(webui: WebUI) -> None:
     """What Reload UI does first: the script_unloaded callbacks (our undo of the MiDaS patch)."""
     for undo in webui.callbacks.registered.get("script_unloaded", []):
         undo()
+
+
+# --- modules/api/api.py (v1.10.1): the app the extension's routes are mounted on -------------------
+def webui_app(api_auth: str | None = None) -> Any:
+    """A FastAPI app as the WebUI's API leaves it for app_started callbacks: `api_middleware`'s
+    exception handlers (every HTTPException answered as {error, detail, body, errors}), the GZip
+    middleware of initialize_util.setup_middleware, and one route of its own added as
+    `Api.add_api_route` adds them (`dependencies=[Depends(self.auth)]` with --api-auth) with a
+    pydantic body like /sdapi/v1/png-info's PNGInfoRequest (modules/api/models.py), to show how the
+    WebUI's own routes treat a body. `app.state.png_info_calls` counts that route's calls."""
+    from secrets import compare_digest
+
+    from fastapi import Depends, FastAPI, HTTPException, Request
+    from fastapi.encoders import jsonable_encoder
+    from fastapi.responses import JSONResponse
+    from fastapi.security import HTTPBasic, HTTPBasicCredentials
+    from pydantic import BaseModel
+    from starlette.middleware.gzip import GZipMiddleware
+
+    app = FastAPI()
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.state.png_info_calls = 0
+
+    def handle_exception(request: Request, e: Exception) -> JSONResponse:
+        err = {
+            "error": type(e).__name__,
+            "detail": vars(e).get("detail", ""),
+            "body": vars(e).get("body", ""),
+            "errors": str(e),
+        }
+        return JSONResponse(status_code=vars(e).get("status_code", 500), content=jsonable_encoder(err))
+
+    @app.middleware("http")
+    async def exception_handling(request: Request, call_next: Any) -> Any:
+        try:
+            return await call_next(request)
+        except Exception as e:
+            return handle_exception(request, e)
+
+    @app.exception_handler(Exception)
+    async def fastapi_exception_handler(request: Request, e: Exception) -> JSONResponse:
+        return handle_exception(request, e)
+
+    @app.exception_handler(HTTPException)
+    async def http_exception_handler(request: Request, e: HTTPException) -> JSONResponse:
+        return handle_exception(request, e)
+
+    credentials = {}
+    for auth in (api_auth or "").split(","):
+        if auth:
+            user, password = auth.split(":")
+            credentials[user] = password
+
+    def auth(credentials_given: HTTPBasicCredentials = Depends(HTTPBasic())) -> bool:  # noqa: B008
+        user = credentials_given.username
+        if user in credentials and compare_digest(credentials_given.password, credentials[user]):
+            return True
+        raise HTTPException(
+            status_code=401, detail="Incorrect username or password", headers={"WWW-Authenticate": "Basic"}
+        )
+
+    class PNGInfoRequest(BaseModel):
+        image: str
+
+    def pnginfoapi(req: PNGInfoRequest) -> dict:
+        app.state.png_info_calls += 1
+        return {"info": "", "items": {}}
+
+    # this module's annotations are strings (from __future__); FastAPI needs the local classes themselves
+    auth.__annotations__ = {"credentials_given": HTTPBasicCredentials, "return": bool}
+    pnginfoapi.__annotations__ = {"req": PNGInfoRequest, "return": dict}
+
+    def add_api_route(path: str, endpoint: Any, **kwargs: Any) -> None:
+        if api_auth:
+            app.add_api_route(path, endpoint, dependencies=[Depends(auth)], **kwargs)
+        else:
+            app.add_api_route(path, endpoint, **kwargs)
+
+    add_api_route("/sdapi/v1/png-info", pnginfoapi, methods=["POST"])
+    return app

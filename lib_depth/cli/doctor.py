@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
 def _known_sha256(path: Path, report, *, compute: bool) -> str | None:
     """A cached hash; with --hash, computed (with progress) for the files it can tell something about:
     depth models and files the size of an official one."""
-    from ..models.download import Progress, SpeedMeter, TerminalProgress
     from ..models.hashes import file_sha256, known_sha256
     from ..models.model_files import official_by_size
+    from ..models.transport import Progress, SpeedMeter
+    from .terminal_progress import TerminalProgress
 
     worth = report.is_depth or bool(official_by_size(path.stat().st_size))
     if not (compute and worth):

@@ -11,8 +11,10 @@ def run(args: argparse.Namespace) -> int:
     from urllib.parse import unquote, urlsplit
 
     from ..models.doctor import default_paths
-    from ..models.download import RetryPolicy, Source, TerminalProgress, download_model
+    from ..models.download import download_model
     from ..models.model_files import KIND_FOLDERS, ModelFile, estimator_file, format_bytes, model_file
+    from ..models.transport import RetryPolicy, Source
+    from .terminal_progress import TerminalProgress
 
     if args.retries < 1 or not args.timeout > 0:
         raise ValueError("--retries must be 1 or more and --timeout more than 0 seconds")

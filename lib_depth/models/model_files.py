@@ -33,6 +33,21 @@ def hub_endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+_TRUE_VALUES = ("1", "ON", "YES", "TRUE")  # huggingface_hub's constants.ENV_VARS_TRUE_VALUES
+
+
+def hub_offline() -> str | None:
+    """`HF_HUB_OFFLINE=1` (or its fallback TRANSFORMERS_OFFLINE), read as huggingface_hub reads it
+    (`_is_true(HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)`, any case of 1/on/yes/true): the setting that
+    turned offline mode on, as `NAME=value`, or None when downloads may connect."""
+    for name in OFFLINE_VARIABLES:
+        value = os.environ.get(name)
+        if value:  # the first one set decides, as in huggingface_hub
+            return f"{name}={value}" if value.upper() in _TRUE_VALUES else None
+    return None
+
+
 @dataclass(frozen=True)
 class Mirror:
     """One Hub repository that holds a copy of a file."""

@@ -7,9 +7,10 @@ from typing import Any, Mapping, Sequence
 
 from PIL import Image
 
-from ..fields import ARG_NAMES, FIELDS
+from ..fields import ARG_NAMES, BY_NAME, FIELDS
 from ..io.images import fix_image
 from ..settings import DepthSettings
+from ..validation import quote_names
 from .payload import PayloadError, decode_image
 
 
@@ -21,17 +22,22 @@ class ScriptRequest:
 
 
 MAX_MAPS = 256  # depth maps in one request
-SERVER_FOLDER_FIELDS = tuple(f.name for f in FIELDS if not f.api)  # the Batch tab's own fields
+BATCH_TAB_FIELDS = tuple(f for f in FIELDS if not f.api)  # the Batch tab's own: server folders, and what to do in them
 
 
-def refuse_server_folders(values: Mapping[str, Any], prefix: str, *, even_empty: bool = False) -> None:
-    """Over the API no field names a server folder. The script's slots come filled with the UI's
-    empty defaults, so there only a value counts; a request body naming the field at all is refused."""
-    for name in SERVER_FOLDER_FIELDS:
-        if name in values and (even_empty or values[name]):
+def refuse_batch_tab_fields(values: Mapping[str, Any], prefix: str, *, even_default: bool = False) -> None:
+    """Over the API no field names a server folder, nor says what to do in one. The script's slots
+    come filled with the UI's defaults, so there only another value counts; a request body naming
+    the field at all is refused (`even_default`)."""
+    for f in BATCH_TAB_FIELDS:
+        if f.name in values and (even_default or values[f.name] != f.default):
+            if f.kind == "text":
+                why = "only the WebUI's Batch tab reads a server folder"
+            else:
+                why = "an option of the WebUI's Batch tab's depth maps folder, which means nothing over the API"
             raise PayloadError(
-                f"{prefix}{name}: only the WebUI's Batch tab reads a server folder; over the API send the "
-                "depth maps as base64 in image (a list: one per init image)"
+                f"{prefix}{f.name}: {why}; over the API send the depth maps as base64 in image (a list: one per "
+                "init image), or none to estimate them"
             )
 
 
@@ -39,21 +45,22 @@ def parse_script_args(args: Sequence[Any], *, is_api: bool = False, **limits: in
     """Read the script's slots. A dict in the first slot means arguments by name.
 
     Raises PayloadError naming the field for anything invalid. `limits` go to decode_image.
-    `is_api`: a field that names a server folder (fields.py `api=False`) is refused.
+    `is_api`: a field of the Batch tab (fields.py `api=False`: a server folder) is refused.
     """
     if args and isinstance(args[0], dict):
         values = dict(args[0])
         unknown = sorted(set(values) - set(ARG_NAMES))
         if unknown:
-            raise PayloadError(f"depth2img: unknown argument(s) {', '.join(unknown)}; known: {', '.join(ARG_NAMES)}")
+            raise PayloadError(f"depth2img: unknown argument(s) {quote_names(unknown)}; known: {', '.join(ARG_NAMES)}")
     else:
         if len(args) > len(ARG_NAMES):
             raise PayloadError(f"depth2img: expected at most {len(ARG_NAMES)} arguments, got {len(args)}")
         values = dict(zip(ARG_NAMES, args, strict=False))  # fewer slots: the rest take defaults
     image = values.pop("image", None)  # the one field that is not a setting (fields.py)
-    values = {name: value for name, value in values.items() if value is not None}
+    # a value in words ("auto (the estimator's size)") or typed into a dropdown of numbers: the setting
+    values = {name: BY_NAME[name].from_ui(value) for name, value in values.items() if value is not None}
     if is_api:
-        refuse_server_folders(values, "depth2img: ")
+        refuse_batch_tab_fields(values, "depth2img: ")
     try:
         settings = DepthSettings(**values)
     except ValueError as error:

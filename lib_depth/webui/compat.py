@@ -148,13 +148,16 @@ def webui_inputs() -> dict[str, tuple[str, str]]:
 
 
 def capture_webui_input(components: dict[str, Any], component: Any, kwargs: dict[str, Any]) -> None:
-    """Script.after_component: keep `component` in `components` if the preview reads it."""
+    """Script.after_component: keep `component` in `components` if the preview reads it or it is an
+    img2img sub-tab."""
     elem_id = kwargs.get("elem_id")
     if uses_forge_backend():
         from .forge import canvas_input_id
 
         elem_id = canvas_input_id(elem_id, kwargs.get("elem_classes"))
-    if elem_id in webui_inputs():
+    from .ids import WEBUI_TABS
+
+    if elem_id in webui_inputs() or elem_id in WEBUI_TABS:  # the img2img sub-tabs too (their select events)
         components[elem_id] = component
 
 

@@ -4,6 +4,7 @@ WebUI's device policy, and building it offline from the checkpoint's own MiDaS w
 from __future__ import annotations
 
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -15,6 +16,9 @@ from ..run import DepthInputError
 from ..settings import DepthSettings
 from . import compat, options
 from .checkpoints import checkpoint_has_depth_weights
+from .redact import shown_path
+
+log = logging.getLogger("sd-webui-depth2img")
 
 DEPTH_MODEL_CLASS = "LatentDepth2ImageDiffusion"  # ldm/models/diffusion/ddpm.py
 CACHE = DepthCache()  # shared by every run, the preview and the estimate route
@@ -26,6 +30,19 @@ def is_depth_model(sd_model: Any) -> bool:
 
         return forge_depth_model(sd_model)
     return type(sd_model).__name__ == DEPTH_MODEL_CLASS and getattr(sd_model, "depth_model", None) is not None
+
+
+def estimating_model(sd_model: Any) -> Any | None:
+    """What the preview and the estimate route estimate with: the loaded depth model or, in Forge
+    before its first generation, the selected depth checkpoint (its MiDaS read from the file, as Forge
+    builds it after the load too); None when neither is there."""
+    if is_depth_model(sd_model):
+        return sd_model
+    if compat.uses_forge_backend():
+        from .forge import selected_depth_checkpoint
+
+        return selected_depth_checkpoint(sd_model)
+    return None
 
 
 def loaded_model() -> Any:
@@ -47,7 +64,15 @@ def loaded_name(sd_model: Any) -> str | None:
 
 
 def checkpoint_key(sd_model: Any) -> str:
-    """Names the depth weights in cache keys: the checkpoint's hash, else its file."""
+    """Names the depth weights in cache keys: the checkpoint's hash, else its file. In Forge the file
+    version: the selected checkpoint before the load and the loaded model after it name the same
+    weights, and the hash may only be computed by the load."""
+    if compat.uses_forge_backend():
+        from .forge import checkpoint_file
+
+        filename = checkpoint_file(sd_model)
+        stat = Path(filename).stat()
+        return f"{filename}:{stat.st_size}:{stat.st_mtime_ns}"
     info = getattr(sd_model, "sd_checkpoint_info", None)
     return str(getattr(info, "sha256", None) or getattr(info, "filename", None) or id(sd_model))
 
@@ -83,10 +108,13 @@ def estimator_folder() -> Path:
 
 
 def weights_missing(name: str) -> str:
-    """What to do when an estimator's weights are not installed, in one message."""
+    """What to do when an estimator's weights are not installed, in one message. It may reach a
+    client (the estimate route, script arguments), so the folder is named as the WebUI's
+    models/depth2img; the server log gets the absolute one."""
     from ..models.model_files import estimator_file
 
-    folder = estimator_folder()
+    log.info("depth2img: %s has no weights in %s", name, estimator_folder())
+    folder = shown_path(estimator_folder())
     try:
         entry = estimator_file(name)
     except ValueError:

@@ -33,7 +33,7 @@ from typing import Any, Callable
 import torch
 
 from ..depth.midas import import_dpt_depth_model, load_depth_model
-from ..models.checkpoint import depth_model_state_dict, inspect_checkpoint
+from ..models.checkpoint import UNET_INPUT_KEY, depth_model_state_dict, inspect_checkpoint
 from ..run import DepthInputError
 
 DEPTH_UNET_CHANNELS = 5  # 4 latent channels + 1 depth channel (512-depth-ema)
@@ -82,6 +82,32 @@ def pending_checkpoint(sd_model: Any) -> str | None:
     except Exception:  # noqa: BLE001  nothing selected (yet): the usual status line says what to do
         return None
     return getattr(info, "filename", None)
+
+
+class SelectedCheckpoint:
+    """Forge before its first generation: the selected depth checkpoint standing in for the model it
+    will load, so that the preview and the estimate route build its MiDaS from the file as they do
+    after the load (depth_patcher reads `filename`; the cache key names the same file version)."""
+
+    def __init__(self, filename: str, info: Any) -> None:
+        self.filename = filename
+        self.sd_checkpoint_info = info
+
+
+def selected_depth_checkpoint(sd_model: Any) -> SelectedCheckpoint | None:
+    """The selected checkpoint while Forge has loaded none, if its file is a depth checkpoint (one
+    without MiDaS weights too: building from it then says what is wrong with the file); else None."""
+    from .checkpoints import cached_report
+
+    filename = pending_checkpoint(sd_model)
+    report = cached_report(filename) if filename else None
+    unet = report.tensors.get(UNET_INPUT_KEY) if report is not None else None
+    depth_unet = unet is not None and len(unet.shape) == 4 and unet.shape[1] == DEPTH_UNET_CHANNELS
+    if report is None or not (report.is_depth or depth_unet):
+        return None
+    from modules import sd_models
+
+    return SelectedCheckpoint(filename, sd_models.model_data.forge_loading_parameters.get("checkpoint_info"))
 
 
 def webui_root() -> Path:

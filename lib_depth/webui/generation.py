@@ -18,18 +18,20 @@ from ..geometry import CROP_AND_RESIZE, Geometry
 from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import INFOTEXT_KEY, DepthSettings
-from . import batch, compat, options
+from . import batch, compat, options, xyz
 from .args import read_script_args
 from .depth_model import is_depth_model, make_estimator
 from .prepare import prepare_init_image, region_of
+from .redact import client_message
 
 log = logging.getLogger("sd-webui-depth2img")
 
 
 def process(p: Any, args: Sequence[Any]) -> None:
     """Script.process: with a depth model, install our conditioning on `p`; with the accordion
-    on, also the user's settings, map and infotext."""
+    on (or a depth axis of the X/Y/Z plot), also the user's settings, map and infotext."""
     request, error = read_script_args(args, is_api=bool(getattr(p, "is_api", False)), **options.image_limits())
+    request, error = xyz.with_axis_values(p, request, error)  # an X/Y/Z plot cell's depth axes
     enabled = request is not None or error is not None
     if not is_depth_model(p.sd_model):
         if enabled:
@@ -48,13 +50,15 @@ def process(p: Any, args: Sequence[Any]) -> None:
         run = DepthRun(settings, estimator, request.image if request else None, error)
     install(p, run, translate_error=http_error if getattr(p, "is_api", False) else None)
     if enabled:
-        p.extra_generation_params[INFOTEXT_KEY] = settings.to_infotext()
+        # a new dict: an X/Y/Z plot's cells are shallow copies of one p, sharing the original dict
+        p.extra_generation_params = {**p.extra_generation_params, INFOTEXT_KEY: settings.to_infotext()}
 
 
 def http_error(error: Exception) -> Exception:
+    """A script-argument error for an API client: 422, files named relative to the WebUI's folders."""
     from fastapi import HTTPException
 
-    return HTTPException(status_code=422, detail=str(error))
+    return HTTPException(status_code=422, detail=client_message(str(error)))
 
 
 def install(p: Any, run: DepthRun, translate_error: Callable[[DepthInputError], Exception] | None = None) -> None:

@@ -29,3 +29,14 @@ WEBUI_INPUTS = {
     "img2img_inpainting_fill": ("img2img", "inpainting_fill"),
     "img2img_batch_input_dir": ("img2img", "batch_input_dir"),  # mirrored into the frames_folder field
 }
+
+# The img2img sub-tabs (modules/ui.py TabItems, the same ids in Forge): elem_id -> the index
+# modules/img2img.py dispatches on. Selecting one changes what the preview and the generation read.
+WEBUI_TABS = {
+    "img2img_img2img_tab": 0,
+    "img2img_img2img_sketch_tab": 1,
+    "img2img_inpaint_tab": 2,
+    "img2img_inpaint_sketch_tab": 3,
+    "img2img_inpaint_upload_tab": 4,
+    "img2img_batch_tab": 5,
+}

@@ -7,7 +7,7 @@ set (tests/test_webui_options.py checks every `read(...)` in the glue against th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
 
 SECTION = ("depth2img", "Depth2img")
 
@@ -44,7 +44,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "depth2img_max_megapixels",
         0.0,
-        "Largest image accepted from uploads and the API, in megapixels (0 = the WebUI's Maximum image size, else 16)",
+        "Largest image accepted from uploads and the API, in megapixels (0 = the WebUI's Maximum image size, else 200)",
         "number",
         {"minimum": 0, "maximum": 1000, "step": 1},
         "images over it are refused from their header, before their pixels are decoded",
@@ -69,15 +69,22 @@ def read(key: str) -> Any:
     return getattr(shared.opts, key, BY_KEY[key].default)
 
 
-def register() -> None:
-    """on_ui_settings: add every option of the table to the Depth2img section."""
+def register(onchange: Mapping[str, Callable[[], None]] | None = None) -> None:
+    """on_ui_settings: add every option of the table to the Depth2img section. `onchange` {key: function}:
+    what applies an option the moment it is set (the WebUI calls it from `opts.set`, modules/options.py)."""
     import gradio as gr
     from modules import shared
 
+    onchange = onchange or {}
     widgets = {"slider": gr.Slider, "radio": gr.Radio, "number": gr.Number, None: None}
     for option in OPTIONS:
         info = shared.OptionInfo(
-            option.default, option.label, widgets[option.widget], dict(option.widget_args) or None, section=SECTION
+            option.default,
+            option.label,
+            widgets[option.widget],
+            dict(option.widget_args) or None,
+            onchange=onchange.get(option.key),
+            section=SECTION,
         )
         shared.opts.add_option(option.key, info.info(option.help) if option.help else info)
 

@@ -52,6 +52,15 @@ def decode_image(
     return image
 
 
+def check_requested_size(width: int, height: int, field: str, max_pixels: int | None = None) -> None:
+    """A size a client asks for obeys the pixel limit of the images it may upload (PayloadError
+    stating the limit and the setting that sets it)."""
+    try:
+        check_pixels(width, height, field, max_pixels or DEFAULT_MAX_PIXELS, hint=_API_HINT)
+    except ValueError as error:
+        raise PayloadError(str(error)) from None
+
+
 def _open_base64(text: str, field: str, *, max_pixels: int, max_base64_chars: int) -> Image.Image:
     if len(text) > max_base64_chars:
         raise PayloadError(f"{field}: {len(text):,} characters of base64 is over the limit of {max_base64_chars:,}")

@@ -11,13 +11,14 @@ from typing import Any
 import torch
 
 from ..depth.estimators import get_estimator
+from ..fields import BY_NAME
 from ..geometry import Geometry, generation_size
 from ..io.depthmap import colorize, conditioning_to_previews
 from ..io.images import image_to_tensor
 from ..run import DepthInputError, DepthRun
 from ..settings import DepthSettings
 from . import compat
-from .depth_model import CACHE, is_depth_model, make_estimator
+from .depth_model import CACHE, estimating_model, make_estimator
 from .prepare import only_masked_region, prepare_image, prepared_mask
 from .status import as_html, status_html
 
@@ -67,22 +68,25 @@ def request_conditioning(
 
 def tab_image_and_mask(tab: int, values: dict[str, Any]) -> tuple[Any, Any]:
     """The init image and mask an img2img sub-tab sends, as modules/img2img.py picks them
-    (v1.10.1: 0 img2img, 1 sketch, 2 inpaint, 3 inpaint sketch, 4 inpaint upload). The inpaint
+    (v1.10.1: 0 img2img, 1 sketch, 2 inpaint, 3 inpaint sketch, 4 inpaint upload; 5 Batch: none). The inpaint
     sketch's mask is drawn strokes, which the preview cannot see: it previews the whole picture."""
     if (forge_inputs := compat.tab_image_and_mask(tab, values)) is not None:
         return forge_inputs
     if tab == 1:
         return values.get("sketch"), None
-    if tab == 2 and isinstance(values.get("inpaint"), dict):
+    if tab == 2:
+        inpaint = values.get("inpaint")
+        if not isinstance(inpaint, dict):  # nothing uploaded there: no depth (never another sub-tab's image)
+            return inpaint, None
         from modules import processing
 
-        mask = values["inpaint"].get("mask")
-        return values["inpaint"].get("image"), processing.create_binary_mask(mask) if mask is not None else None
+        mask = inpaint.get("mask")
+        return inpaint.get("image"), processing.create_binary_mask(mask) if mask is not None else None
     if tab == 3:
         return values.get("inpaint_sketch"), None
     if tab == 4:
         return values.get("inpaint_base"), values.get("inpaint_mask")
-    return values.get("init"), None
+    return (values.get("init") if tab == 0 else None), None  # the Batch tab's frames are a folder
 
 
 def inpaint_from_values(mask: Any, values: dict[str, Any]) -> Inpaint | None:
@@ -105,11 +109,17 @@ def preview(values: dict[str, Any], is_img2img: bool) -> tuple[Any, str]:
 
     started = time.perf_counter()
     try:
-        settings = DepthSettings.from_dict({k: v for k, v in values.items() if k in DepthSettings.__dataclass_fields__})
-        sd_model = shared.sd_model
-        if not is_depth_model(sd_model):
+        settings = DepthSettings.from_dict(
+            {k: BY_NAME[k].from_ui(v) for k, v in values.items() if k in DepthSettings.__dataclass_fields__}
+        )
+        sd_model = estimating_model(shared.sd_model)  # in Forge before its first load: the selected file
+        if sd_model is None:
             return None, status_html()
-        init_image, mask = tab_image_and_mask(int(values.get("tab") or 0), values) if is_img2img else (None, None)
+        tab = int(values.get("tab") or 0)
+        init_image, mask = tab_image_and_mask(tab, values) if is_img2img else (None, None)
+        if is_img2img and init_image is None and settings.source == "estimate":
+            where = "the Batch tab reads its frames from a folder" if tab == 5 else "this img2img sub-tab has no image"
+            return None, as_html("depth2img-warn", f"No depth to show: {where}.")
         hits = CACHE.stats().hits
         run = DepthRun(settings, make_estimator(sd_model, settings), values.get("image"))
         conditioning, geometry = request_conditioning(

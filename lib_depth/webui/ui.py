@@ -1,43 +1,65 @@
 """The Depth2img accordion, built from the field table: one widget per field (its label, range,
-step, choices and tooltip from the row), the preview, and the infotext paste-back pairs.
+step, choices, tooltip and when it is shown, from the row), the preview, and the infotext
+paste-back pairs.
 
-Gradio 3.41 component arguments (the WebUI v1.10.1 pin); `tooltip=` is the WebUI's own addition
-to every component (modules/gradio_extensons.py).
+What shows where: the estimator controls only while the depth is estimated, the sequence controls
+in a "Sequences" sub-accordion (percentile and smoothing only for the modes they act on), the
+Batch-tab controls only in the img2img Batch sub-tab, the preview image only once there is one
+(preview_ui.py keeps it honest).
+
+Gradio 3.41 component arguments (the WebUI v1.10.1 pin; Forge patches gradio 4 to take them);
+`tooltip=` is the WebUI's own addition to every component (modules/gradio_extensons.py).
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..fields import FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
+from ..fields import BY_NAME, FIELDS, INFOTEXT_FIELDS, INFOTEXT_KEY, Field
 from ..settings import DepthSettings
-from . import download, options
-from .compat import webui_inputs
-from .ids import element_id
+from . import download_offer, options, preview_ui
+from .ids import WEBUI_TABS, element_id
 from .status import as_html, status_html
 
-# rows of the accordion, by field name; a field missing here gets a row of its own at the end
-LAYOUT: tuple[tuple[str, ...], ...] = (
+# rows of the accordion, by field name; a field missing here gets a (hidden) row of its own at the end
+MAIN_ROWS: tuple[tuple[str, ...], ...] = (
     ("source", "masked_area"),
     ("image",),
+    ("estimator", "resolution"),  # with the estimator's download offer, in one block shown while estimating
     ("invert", "save_depth"),
     ("far", "near"),
     ("gamma", "blur"),
-    ("estimator", "resolution"),
-    ("normalise", "percentile", "time_constant"),
-    ("depth_folder", "missing_map"),
+)
+SEQUENCE_ROWS: tuple[tuple[str, ...], ...] = (("normalise", "percentile", "time_constant"),)
+BATCH_ROW: tuple[str, ...] = ("depth_folder", "missing_map")  # the img2img Batch sub-tab only
+ESTIMATION_ROW = ("estimator", "resolution")
+BATCH_TAB = WEBUI_TABS["img2img_batch_tab"]
+SEQUENCES_HELP = (
+    "How the images of one batch, or the frames of the img2img Batch tab, share a depth range. "
+    "Per image is what the model was trained with; shared and smoothed keep a sequence from flickering."
 )
 
 
-def widget(f: Field, tab: str) -> Any:
-    """The gradio component of one field on one tab."""
+def initial_values(tab: str) -> dict[str, Any]:
+    """The fields' values when the accordion is built (what `Field.shown` decides from)."""
+    return {f.name: f.default_for(tab) for f in FIELDS}
+
+
+def widget(f: Field, tab: str, *, visible: bool | None = None) -> Any:
+    """The gradio component of one field on one tab (shown where the table says, unless `visible`)."""
     import gradio as gr
 
     common = {"label": f.label_for(tab), "elem_id": element_id(tab, f.name), "tooltip": f.help}
-    visible = tab in f.tabs
+    if visible is None:
+        visible = tab in f.tabs and f.shown(initial_values(tab))
     if f.kind == "bool":
         value = bool(options.read("depth2img_save_default")) if f.name == "save_depth" else f.default
         return gr.Checkbox(value, visible=visible, **common)
+    if f.widget == "dropdown":
+        choices = list(f.choices_for(tab)) or [f.to_ui(value) for value in (*f.words, *f.suggestions)]
+        custom = f.kind != "choice"  # a number not in the list can be typed
+        value = f.to_ui(f.default_for(tab))
+        return gr.Dropdown(choices, value=value, allow_custom_value=custom, visible=visible, **common)
     if f.kind in ("float", "int"):
         low, high = f.bounds
         return gr.Slider(low, high, value=f.default, step=f.step, visible=visible, **common)
@@ -46,14 +68,14 @@ def widget(f: Field, tab: str) -> Any:
     if f.kind == "choice":
         return gr.Radio(list(f.choices_for(tab)), value=f.default_for(tab), visible=visible, **common)
     # the map or photo: shown where the source needs it (txt2img always, img2img for "upload")
-    return gr.Image(type="pil", image_mode=None, source="upload", visible=tab == "txt2img", **common)
+    return gr.Image(type="pil", image_mode=None, source="upload", visible=visible, **common)
 
 
 def build(script: Any, is_img2img: bool) -> list[Any]:
     """Script.ui: the accordion's components in the field table's order (the script's args).
 
-    `script.components` holds the WebUI inputs captured by after_component (compat.webui_inputs);
-    sets `script.infotext_fields`.
+    `script.components` holds the WebUI inputs and img2img sub-tabs captured by after_component
+    (compat.capture_webui_input); sets `script.infotext_fields`.
     """
     import gradio as gr
     from modules.ui_components import InputAccordion
@@ -63,45 +85,56 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
     tab = "img2img" if is_img2img else "txt2img"
     reason = unsupported_reason()
     if reason:  # one line instead of an accordion that could not work
-        gr.HTML(as_html("depth2img-warn", reason))
+        gr.HTML(as_html("depth2img-warn", reason), elem_id=element_id(tab, "unsupported"))
         script.infotext_fields = []
         return []
     components: dict[str, Any] = {}
+    blocks: dict[str, Any] = {}  # what a field's visibility switches: its block where it has one
+
+    def rows(layout: tuple[tuple[str, ...], ...]) -> None:
+        for row in layout:
+            if row == ESTIMATION_ROW:
+                shown = BY_NAME["estimator"].shown(initial_values(tab))
+                with gr.Column(visible=shown, elem_id=element_id(tab, "estimation")) as estimation:
+                    with gr.Row():
+                        for name in row:
+                            components[name] = widget(BY_NAME[name], tab, visible=True)
+                            blocks[name] = estimation
+                    download_offer.build_estimator_offer(tab, components["estimator"])
+                continue
+            with gr.Row():
+                for name in row:
+                    components[name] = widget(BY_NAME[name], tab)
+
     # the accordion is the "enabled" field: closed by default, open means the user's settings apply
     with InputAccordion(False, label="Depth2img", elem_id=element_id(tab, "enabled")) as enabled:
         components["enabled"] = enabled
-        status = gr.HTML(elem_classes=["depth2img-status"])
-        download.build_offer(tab, status)  # the depth model download, shown when no depth checkpoint is installed
+        status = gr.HTML(elem_id=element_id(tab, "status"), elem_classes=["depth2img-status"])
+        download_offer.build_offer(tab, status)  # the depth model download, shown when no depth checkpoint is installed
         refresh = gr.Button("Refresh status", elem_id=element_id(tab, "refresh"), elem_classes=["depth2img-hidden"])
-        placed = {name for row in LAYOUT for name in row}
-        rows = list(LAYOUT) + [(f.name,) for f in FIELDS if f.name not in placed and f.name != "enabled"]
-        for row in rows:
-            with gr.Row():
-                for name in row:
-                    components[name] = widget(next(f for f in FIELDS if f.name == name), tab)
-            if "estimator" in row:  # what a chosen estimator without weights needs, and a confirm button
-                download.build_estimator_offer(tab, components["estimator"])
-        with gr.Row(elem_classes=["depth2img-preview-row"]):
-            preview_button = gr.Button(
-                "Preview depth",
-                elem_id=element_id(tab, "preview_button"),
-                tooltip="show exactly the depth the next generation will use",
-            )
-            color = gr.Checkbox(
-                False, label="Colour", elem_id=element_id(tab, "color"), tooltip="show the preview with a colour map"
-            )
-        preview_image = gr.Image(
-            label="Depth the model will get", interactive=False, elem_id=element_id(tab, "preview")
-        )
+        rows(MAIN_ROWS)
+        with gr.Accordion("Sequences", open=False, elem_id=element_id(tab, "sequences")):
+            gr.HTML(as_html("depth2img-help", SEQUENCES_HELP), elem_id=element_id(tab, "sequences_help"))
+            rows(SEQUENCE_ROWS)
+            batch_row = None
+            if is_img2img:
+                with gr.Row(visible=False, elem_id=element_id(tab, "batch")) as batch_row:
+                    for name in BATCH_ROW:
+                        components[name] = widget(BY_NAME[name], tab, visible=True)
+        for f in FIELDS:  # the rest: hidden mirrors of WebUI inputs, fields another tab shows
+            if f.name not in components:
+                components[f.name] = widget(f, tab)
+        preview = preview_ui.build_preview(tab)
 
-    components["source"].change(
-        fn=lambda source: gr.update(visible=source != "estimate"),
-        inputs=[components["source"]],
-        outputs=[components["image"]],
-    )
+    wire_visibility(tab, components, blocks)
     enabled.change(fn=lambda on: status_html() if on else gr.update(), inputs=[enabled], outputs=[status])
     refresh.click(fn=status_html, outputs=[status], show_progress=False)
-    _wire_preview(script, tab, components, color, preview_button, preview_image, status)
+    preview_ui.wire(script, tab, components, preview)
+    tabs = sub_tabs(script)
+    if batch_row is not None:
+        for index, item in tabs.items():  # the Batch-tab controls follow the img2img sub-tab
+            item.select(fn=lambda shown=index == BATCH_TAB: gr.update(visible=shown), outputs=[batch_row])
+    preview_ui.wire_sub_tabs(tabs.values(), preview)
     for f in FIELDS:  # hidden copies of the WebUI's own inputs (the Batch tab's input directory)
         source = script.components.get(f.mirrors) if f.mirrors and tab in f.tabs else None
         if source is not None:
@@ -110,25 +143,41 @@ def build(script: Any, is_img2img: bool) -> list[Any]:
     return [components[f.name] for f in FIELDS]
 
 
-def _wire_preview(script, tab, components, color, button, image, status) -> None:
+def sub_tabs(script: Any) -> dict[int, Any]:
+    """The img2img sub-tabs after_component captured: {index (modules/ui.py order): TabItem}."""
+    return {index: script.components[elem] for elem, index in WEBUI_TABS.items() if elem in script.components}
+
+
+def visibility(tab: str, controller: str) -> tuple[list[Field], Callable[[Any], list[Any]]]:
+    """The fields on `tab` whose visibility `controller` decides, and the change listener's function
+    (one update per field, from `Field.shown`)."""
     import gradio as gr
 
-    from .preview import preview
+    dependants = [f for f in FIELDS if controller in f.shown_when and tab in f.tabs]
 
-    inputs = webui_inputs()
-    found = [(inputs[elem][1], c) for elem, c in script.components.items() if inputs[elem][0] == tab]
-    names = ["tab", *(f.name for f in FIELDS), "color", *(name for name, _ in found)]
-    tab_index = gr.Number(value=0, visible=False)  # javascript/depth2img.js fills in the img2img sub-tab
+    def update(value: Any) -> list[Any]:
+        values = {**initial_values(tab), controller: value}
+        return [gr.update(visible=f.shown(values)) for f in dependants]
 
-    def run_preview(*values: Any) -> tuple[Any, str]:
-        return preview(dict(zip(names, values, strict=True)), tab == "img2img")
+    return dependants, update
 
-    button.click(
-        fn=run_preview,
-        _js="depth2imgPreviewArgs" if tab == "img2img" else None,
-        inputs=[tab_index, *(components[f.name] for f in FIELDS), color, *(c for _, c in found)],
-        outputs=[image, status],
-    )
+
+def wire_visibility(tab: str, components: dict[str, Any], blocks: dict[str, Any]) -> None:
+    """Each field with `shown_when` follows the fields it names (its block where it sits in one)."""
+    controllers = sorted({name for f in FIELDS for name in f.shown_when})
+    for controller in controllers:
+        dependants, update = visibility(tab, controller)
+        targets, seen = [], set()
+        for f in dependants:  # one update per block: the estimator and resolution share one
+            target = blocks.get(f.name, components[f.name])
+            targets.append(None if id(target) in seen else target)
+            seen.add(id(target))
+
+        def listener(value: Any, update=update, targets=targets) -> list[Any]:
+            return [u for u, target in zip(update(value), targets, strict=True) if target is not None]
+
+        outputs = [target for target in targets if target is not None]
+        components[controller].change(fn=listener, inputs=[components[controller]], outputs=outputs)
 
 
 def pasted(f: Field, tab: str) -> Callable[[dict], Any]:
@@ -146,7 +195,7 @@ def pasted(f: Field, tab: str) -> Callable[[dict], Any]:
             return None
         if f.kind == "choice" and value not in f.choices_for(tab):
             return None
-        return value
+        return f.to_ui(value)
 
     return read
 

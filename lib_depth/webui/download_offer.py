@@ -1,274 +1,51 @@
-"""The depth model download in the WebUI: the accordion's offer (variant, Download, Cancel and a
-progress bar) and the routes POST/GET /depth2img/v1/download.
+"""The accordion's download offers: under the status line, the depth model (variant, Download,
+Cancel and a progress bar); under the estimator choice, an estimator's missing weights.
 
-The work is lib_depth.download's DownloadJob, a background thread: nothing here holds the WebUI's
-queue lock, so generation in other tabs goes on while a download runs. The accordion follows a
-job with a gradio generator (the WebUI runs gradio's queue), at the WebUI's own progress period,
-and draws the WebUI's own progress bar (style.css `.progressDiv .progress`, javascript/progressbar.js).
-When a job finishes, the checkpoint list is refreshed as the WebUI's refresh button does it
-(`sd_models.list_models()`), and the browser clicks that button so the dropdown shows the file.
-
-A client only ever names an entry of the table (lib_depth.model_files), never a URL or a path. For
-tests, the server-side environment variable DEPTH2IMG_TEST_DOWNLOAD_TABLE may name a JSON table
-that replaces it, honoured only while HF_ENDPOINT points at the loopback address.
+The accordion follows a job with a gradio generator (the WebUI runs gradio's queue), at the WebUI's
+own progress period, and draws the WebUI's own progress bar (style.css `.progressDiv .progress`,
+javascript/progressbar.js). When a job finishes, the browser clicks the WebUI's checkpoint refresh
+button so the dropdown shows the file. Nothing is downloaded until the user clicks.
 """
 
 from __future__ import annotations
 
 import html
-import json
-import logging
-import os
-import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
-from ..models.download import DownloadJob, current_job, local_state, start_job
+from ..models.download_jobs import DownloadJob, current_job, local_state, start_job
 from ..models.model_files import (
     DEFAULT_MODEL,
     DEFAULT_VARIANT,
     MODEL_FILES,
-    Mirror,
     ModelFile,
+    estimator_file,
     format_bytes,
     hub_endpoint,
 )
+from .depth_model import estimator_folder, installed_estimators, is_depth_model, loaded_model, weights_missing
+from .download_table import (
+    TableError,
+    checkpoint_folder,
+    default_variant,
+    entry_for_variant,
+    refresh_checkpoints,
+    refresh_number,
+    snapshot,
+    start,
+    table,
+    table_job,
+)
 from .ids import element_id
-from .payload import PayloadError
+from .options import webui
+from .redact import shown_path
+from .status import installed_rows
 
-log = logging.getLogger("sd-webui-depth2img")
-
-TEST_TABLE_ENV = "DEPTH2IMG_TEST_DOWNLOAD_TABLE"
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-POST_FIELDS = ("name", "cancel")
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt")
 # the WebUI's checkpoint dropdown refresh button (modules/ui_settings.py create_setting_component)
 WEBUI_REFRESH_BUTTON = "refresh_sd_model_checkpoint"
 WEBUI_REFRESH_DELAY_MS = 3000
-
-
-class TableError(Exception):
-    """The test table is set but unusable; the message names the variable, the file and the field."""
-
-
-# -- the table ----------------------------------------------------------------------------------------
-
-
-def table() -> tuple[ModelFile, ...]:
-    """The files the WebUI offers: the production table's depth model, or the test table."""
-    path = os.environ.get(TEST_TABLE_ENV)
-    if not path:
-        return tuple(entry for entry in MODEL_FILES if entry.model == DEFAULT_MODEL)
-    host = urlsplit(hub_endpoint()).hostname
-    if host not in LOOPBACK_HOSTS:
-        raise TableError(
-            f"{TEST_TABLE_ENV} is set, but HF_ENDPOINT ({hub_endpoint()}) is not a loopback address; the test "
-            f"table only serves downloads from {', '.join(LOOPBACK_HOSTS)}: unset {TEST_TABLE_ENV}"
-        )
-    return load_test_table(path)
-
-
-def load_test_table(path: str | os.PathLike) -> tuple[ModelFile, ...]:
-    """A JSON list of {name, variant, filename, size, sha256, mirrors: [{name, repo, path}]}; the
-    mirrors are Hub repositories, resolved against HF_ENDPOINT like the production ones."""
-    where = f"{TEST_TABLE_ENV}={path}"
-    try:
-        rows = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as error:
-        raise TableError(f"{where}: cannot read it ({error.strerror or error})") from None
-    except ValueError as error:
-        raise TableError(f"{where}: not JSON ({error})") from None
-    if not isinstance(rows, list) or not rows:
-        raise TableError(f"{where}: expected a non-empty JSON list of files")
-    entries = [_test_entry(row, f"{where}: entry {index}") for index, row in enumerate(rows)]
-    names = [entry.name for entry in entries]
-    if len(set(names)) != len(names):
-        raise TableError(f"{where}: names must be unique, got {names}")
-    return tuple(entries)
-
-
-def _test_entry(row: Any, where: str) -> ModelFile:
-    if not isinstance(row, dict):
-        raise TableError(f"{where}: expected an object")
-
-    def text(key: str) -> str:
-        value = row.get(key)
-        if not isinstance(value, str) or not value:
-            raise TableError(f"{where}: {key}: expected a non-empty string, got {value!r}")
-        return value
-
-    filename = text("filename")
-    if Path(filename).name != filename or filename in (".", "..") or not filename.endswith(CHECKPOINT_SUFFIXES):
-        raise TableError(f"{where}: filename: expected a plain .safetensors or .ckpt file name, got {filename!r}")
-    size = row.get("size")
-    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-        raise TableError(f"{where}: size: expected a positive integer (bytes), got {size!r}")
-    sha256 = text("sha256").lower()
-    if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
-        raise TableError(f"{where}: sha256: expected 64 hex digits")
-    mirrors = row.get("mirrors")
-    if not isinstance(mirrors, list) or not mirrors or not all(isinstance(m, dict) for m in mirrors):
-        raise TableError(f"{where}: mirrors: expected a non-empty list of {{name, repo, path}}")
-    try:
-        parsed = tuple(Mirror(str(m["name"]), str(m["repo"]), str(m["path"])) for m in mirrors)
-    except KeyError as missing:
-        raise TableError(f"{where}: mirrors: every mirror needs {missing}") from None
-    variant = text("variant")
-    return ModelFile(
-        name=text("name"),
-        model=Path(filename).stem,
-        variant=variant,
-        filename=filename,
-        size=size,
-        sha256=sha256,
-        kind="checkpoint",
-        description=f"{variant}, test table",
-        licence="test table",
-        mirrors=parsed,
-    )
-
-
-def entry_named(name: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
-    """The table entry a client names; PayloadError naming the field for anything else."""
-    known = ", ".join(entry.name for entry in entries)
-    if not isinstance(name, str):
-        raise PayloadError(f"name: expected one of {known}, got {name!r}")
-    if "/" in name or "\\" in name or ":" in name:
-        raise PayloadError(f"name: {name!r} looks like a URL or a path; only names from the table: {known}")
-    for entry in entries:
-        if entry.name == name:
-            return entry
-    raise PayloadError(f"name: unknown file {name!r}; choose one of {known}")
-
-
-def entry_for_variant(variant: Any, entries: tuple[ModelFile, ...]) -> ModelFile:
-    return next((entry for entry in entries if entry.variant == variant), entries[0])
-
-
-def default_variant(entries: tuple[ModelFile, ...]) -> str:
-    variants = [entry.variant for entry in entries]
-    return DEFAULT_VARIANT if DEFAULT_VARIANT in variants else variants[0]
-
-
-def checkpoint_folder() -> Path:
-    """Where the WebUI looks for checkpoints first: --ckpt-dir, else models/Stable-diffusion."""
-    from modules import sd_models, shared
-
-    return Path(getattr(shared.cmd_opts, "ckpt_dir", None) or sd_models.model_path)
-
-
-# -- jobs ---------------------------------------------------------------------------------------------
-
-# by the job itself, not its id(): a finished job may be dropped and its id() reused by a new one
-_refreshed: dict[DownloadJob, int] = {}  # a job whose checkpoint list refresh has run -> its number
-_watched: set[DownloadJob] = set()
-_lock = threading.Lock()
-
-
-def start(entry: ModelFile) -> DownloadJob:
-    """Start (or join) the download of a table entry; the checkpoint list is refreshed when it is done."""
-    job = start_job(entry, checkpoint_folder())
-    with _lock:
-        if job in _watched:
-            return job
-        _watched.add(job)
-    threading.Thread(target=_refresh_when_done, args=(job,), name=f"refresh after {entry.name}", daemon=True).start()
-    return job
-
-
-def _refresh_when_done(job: DownloadJob) -> None:
-    job.wait()
-    if job.snapshot()["status"] == "done":
-        refresh_checkpoints(job)
-
-
-def refresh_checkpoints(job: DownloadJob) -> None:
-    """The WebUI's checkpoint refresh (shared_items.refresh_checkpoints), once per finished job."""
-    with _lock:
-        if job in _refreshed:
-            return
-        _refreshed[job] = len(_refreshed) + 1
-    try:
-        from modules import sd_models
-
-        sd_models.list_models()
-    except Exception:  # noqa: BLE001 - the file is in place; the user's refresh button still works
-        log.exception("Depth2img: refreshing the checkpoint list after the download failed")
-
-
-def table_job(entries: tuple[ModelFile, ...], variant: Any = None) -> DownloadJob | None:
-    """The job to show: a running one of the table, else the selected variant's last one."""
-    jobs = [job for job in (current_job(entry.name) for entry in entries) if job is not None]
-    running = [job for job in jobs if job.running]
-    if running:
-        return running[0]
-    if variant is not None:
-        return current_job(entry_for_variant(variant, entries).name)
-    return None
-
-
-def snapshot(job: DownloadJob) -> dict[str, Any]:
-    state = job.snapshot()
-    with _lock:
-        state["checkpoints_refreshed"] = job in _refreshed
-    return state
-
-
-# -- routes -------------------------------------------------------------------------------------------
-
-
-def _route_table() -> tuple[ModelFile, ...]:
-    from fastapi import HTTPException
-
-    try:
-        return table()
-    except TableError as error:
-        log.error("Depth2img: %s", error)
-        raise HTTPException(
-            status_code=503, detail="depth2img: downloads are unavailable; see the server log"
-        ) from None
-
-
-def post_route(payload: dict[str, Any]) -> dict[str, Any]:
-    """POST /download {"name": ...}: start or join that download; {"name": ..., "cancel": true} cancels it."""
-    from fastapi import HTTPException
-
-    unknown = sorted(set(payload) - set(POST_FIELDS))
-    if unknown:
-        raise PayloadError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(POST_FIELDS)}")
-    cancel = payload.get("cancel", False)
-    if not isinstance(cancel, bool):
-        raise PayloadError(f"cancel: expected true or false, got {cancel!r}")
-    entry = entry_named(payload.get("name"), _route_table())
-    if cancel:
-        job = current_job(entry.name)
-        if job is None:
-            return {"name": entry.name, "file": entry.filename, "status": "idle", "message": "no download to cancel"}
-        job.cancel()
-        job.wait(10)
-        return snapshot(job)
-    job = current_job(entry.name)
-    if not (job and job.running) and local_state(entry, checkpoint_folder())["installed"]:
-        raise HTTPException(
-            status_code=409, detail=f"name: {entry.filename} is already installed in the WebUI's checkpoint folder"
-        )
-    return snapshot(start(entry))
-
-
-def get_route() -> dict[str, Any]:
-    """GET /download: every file of the table, whether installed, its .part, and its job's progress."""
-    entries = _route_table()
-    folder = checkpoint_folder()
-    files = []
-    for entry in entries:
-        job = current_job(entry.name)
-        files.append({**local_state(entry, folder), "job": snapshot(job) if job else None})
-    return {"files": files, "default": entry_for_variant(default_variant(entries), entries).name}
-
-
-# -- the accordion's offer ----------------------------------------------------------------------------
 
 
 def format_eta(seconds: float) -> str:
@@ -315,7 +92,7 @@ def progress_html(entry: ModelFile, folder: Path, state: dict[str, Any] | None, 
         css = "depth2img-warn" if status == "failed" else "depth2img-note"
         parts.append(f"<p class='{css}'>{html.escape(state['message'])}</p>")
     if status not in ("running", "checking", "done"):
-        where = f"Into {folder}, from {urlsplit(hub_endpoint()).netloc}, verified by its SHA-256"
+        where = f"Into {shown_path(folder)}, from {urlsplit(hub_endpoint()).netloc}, verified by its SHA-256"
         parts.append(f"<p>{html.escape(where)}. Licence: {html.escape(entry.licence)}.</p>")
     return (
         f"<div class='depth2img-download-state' data-depth2img-status='{status}' "
@@ -334,9 +111,6 @@ def button_label(entry: ModelFile, state: dict[str, Any]) -> str:
 
 def depth_checkpoint_needed() -> bool:
     """No depth model loaded and no depth checkpoint in the WebUI's list."""
-    from .depth_model import is_depth_model, loaded_model
-    from .status import installed_rows
-
     if is_depth_model(loaded_model()):
         return False
     return not any(row.kind.startswith("SD 2 depth") for row in installed_rows())
@@ -376,7 +150,6 @@ def offer_view(variant: Any, *, refresh: int = 0, check_installed: bool = True) 
 
 def poll_interval() -> float:
     """The WebUI's progress period (Settings -> Live previews; progressbar.js polls at it)."""
-    from .options import webui
 
     milliseconds = webui("live_preview_refresh_period", 1000) or 1000
     return min(max(float(milliseconds) / 1000.0, 0.02), 5.0)
@@ -392,8 +165,7 @@ def follow(job: DownloadJob, variant: Any) -> Iterator[tuple[Any, ...]]:
     refresh = 0
     if job.snapshot()["status"] == "done":
         refresh_checkpoints(job)
-        with _lock:
-            refresh = _refreshed.get(job, 0)
+        refresh = refresh_number(job)
     yield offer_view(variant, refresh=refresh, check_installed=False)
 
 
@@ -505,20 +277,17 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
     """Updates for (offer, button, progress) of the chosen estimator."""
     import gradio as gr
 
-    from ..models.model_files import estimator_file
-    from .depth_model import estimator_folder, installed_estimators, weights_missing
-
     if not isinstance(name, str) or installed_estimators().get(name, True):
         job = current_job(name) if isinstance(name, str) else None
         done = job is not None and job.snapshot()["status"] == "done"
-        text = f"<p class='depth2img-ok'>{html.escape(job.snapshot()['message'])}.</p>" if done else ""
+        text = f"<p class='depth2img-ok'>{html.escape(snapshot(job)['message'])}.</p>" if done else ""
         return gr.update(visible=done), gr.update(visible=False), text
     try:
         entry = estimator_file(name)
     except ValueError:  # no published hash to verify a download with: the manual steps
         return gr.update(visible=True), gr.update(visible=False), f"<p>{html.escape(weights_missing(name))}</p>"
     job = current_job(name)
-    state = job.snapshot() if job else None
+    state = snapshot(job) if job else None
     running = bool(job and job.running)
     local = local_state(entry, estimator_folder())
     label = (
@@ -537,9 +306,6 @@ def estimator_view(name: Any) -> tuple[Any, ...]:
 
 def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
     """The confirm button: download the chosen estimator's weights into models/depth2img, following it."""
-    from ..models.model_files import estimator_file
-    from .depth_model import estimator_folder
-
     try:
         entry = estimator_file(name)
     except ValueError:
@@ -548,7 +314,7 @@ def on_estimator_download(name: Any) -> Iterator[tuple[Any, ...]]:
     try:
         estimator_folder().mkdir(parents=True, exist_ok=True)  # models/depth2img is ours to create
     except OSError as error:
-        yield gr_text(f"depth2img: cannot create {estimator_folder()}: {error.strerror or error}")
+        yield gr_text(f"depth2img: cannot create {shown_path(estimator_folder())}: {error.strerror or error}")
         return
     job = start_job(entry, estimator_folder())
     while job.running:
