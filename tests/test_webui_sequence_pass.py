@@ -172,3 +172,21 @@ def _child(folder: Path, count: int, width: int = 1024, height: int = 1024) -> N
             process(p, args)
             p.depth2img_image_conditioning(image_to_tensor(image))
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def test_bad_frames_are_listed_by_name_before_any_generation(monkeypatch, frames, dpt_head):
+    """Two unreadable frames: the pass lists both and stops; after the first, nothing more is estimated."""
+    (frames / "frame_3.png").write_bytes(b"not a picture")
+    (frames / "frame_5.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    webui = webui_fakes.install(monkeypatch, sd_model=None)
+    model = LatentDepth2ImageDiffusion(Watching(dpt_head, webui.shared.state))
+    webui.shared.sd_model = model
+    image = webui.modules["modules.images"].read(frames / "frame_1.png")
+    p = Img2Img(model, [image])
+    process(p, [{"frames_folder": str(frames), "normalise": "shared"}])
+    with pytest.raises(DepthInputError) as stopped:
+        p.depth2img_image_conditioning(image_to_tensor(image))
+    lines = str(stopped.value).splitlines()
+    assert lines[0] == "depth2img: 2 frame(s) cannot be used; no frame was generated:"
+    assert [line.split(":")[0] for line in lines[1:]] == ["frame_3.png", "frame_5.png"]
+    assert sum(model.depth_model.batch_sizes) == 2 and webui.shared.state.textinfo is None

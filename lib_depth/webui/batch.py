@@ -211,6 +211,7 @@ def _measure(sequence: BatchSequence, run: DepthRun, geometry: Geometry) -> list
     meter = SequenceMeter(geometry.latent, run.settings, geometry.image_size)
     total = len(sequence.frames)
     steps = (getattr(state, "sampling_step", 0), getattr(state, "sampling_steps", 0))
+    bad: list[str] = []
     try:
         for number in range(total):
             if state.interrupted or state.skipped:
@@ -221,12 +222,30 @@ def _measure(sequence: BatchSequence, run: DepthRun, geometry: Geometry) -> list
                 )
             state.textinfo = f"Depth2img: depth of frame {number + 1} of {total}"
             state.sampling_step, state.sampling_steps = number, total
-            meter.add(_frame_depth(sequence, run, geometry, number, measuring=True))
+            try:
+                if bad:  # the batch stops: only look for the other bad frames, estimating nothing
+                    _check_readable(sequence, number)
+                else:
+                    meter.add(_frame_depth(sequence, run, geometry, number, measuring=True))
+            except (OSError, ValueError) as problem:
+                bad.append(f"{sequence.frames[number].name}: {problem}")
+        if bad:
+            raise ValueError(f"{len(bad)} frame(s) cannot be used; no frame was generated:\n" + "\n".join(bad))
         state.textinfo = f"Depth2img: normalising {total} frames ({run.settings.normalise})"
         return meter.finish(lambda: (_frame_depth(sequence, run, geometry, n) for n in range(total)))
     finally:
         state.textinfo = None
         state.sampling_step, state.sampling_steps = steps
+
+
+def _check_readable(sequence: BatchSequence, number: int) -> None:
+    """Read a frame (or its map) as the measurement would, without estimating; OSError/ValueError if not."""
+    from modules import images
+
+    if sequence.maps[number] is not None:
+        load_depth_map(sequence.maps[number], name=f"depth map for {sequence.frames[number].name}")
+    else:
+        images.read(sequence.frames[number]).load()
 
 
 def _frame_depth(sequence: BatchSequence, run: DepthRun, geometry: Geometry, number: int, *, measuring=False):  # noqa: ANN001, ANN202
