@@ -26,6 +26,17 @@ from lib_depth.webui.generation import process
 SIZE = 128
 
 
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """The WebUI's depth cache outlives a test, and its key names a network by id, which a later
+    test's network can reuse: start each test with it empty, so forwards count as the test expects."""
+    from lib_depth.webui.depth_model import CACHE
+
+    limits = (CACHE.max_entries, CACHE.max_bytes)
+    CACHE.resize(0, 0)
+    CACHE.resize(*limits)
+
+
 @pytest.fixture
 def frames(tmp_path):
     folder = tmp_path / "frames"
