@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from .conditioning import depth_to_conditioning
+from .depth.cache import image_digest
 from .depth.estimator import DepthEstimator
 from .geometry import Geometry
 from .io.depth_files import DepthMap
@@ -41,6 +42,9 @@ class DepthRun:
     # normalisation ranges fixed by the caller for this run's images (a Batch-tab frame normalised
     # with its whole sequence); None: from the settings, over the pass's own batch
     ranges: list[DepthRange] | None = None
+    # (image digest, raw depth) already estimated for this run's image (a Batch-tab frame, measured
+    # with its sequence): used instead of estimating again when the pass's images are that image
+    known_depth: tuple[str, torch.Tensor] | None = None
     used: list[torch.Tensor] = field(default_factory=list)  # the conditioning each pass used (CPU)
     notes: list[str] = field(default_factory=list)  # per user map: the file read, pixels without depth
     _user_depth: list[np.ndarray] | None = None
@@ -94,6 +98,10 @@ class DepthRun:
     def estimate(self, images: torch.Tensor) -> torch.Tensor:
         if self.estimator is None:
             raise DepthInputError("depth2img: the loaded model has no depth estimator; select a depth checkpoint")
+        if self.known_depth is not None:
+            digest, depth = self.known_depth
+            if all(image_digest(image) == digest for image in images):
+                return depth.to(images.device).repeat(images.shape[0], 1, 1, 1)
         return self.estimator.estimate(images)
 
     def user_depth(self, geometry: Geometry, batch: int = 1) -> torch.Tensor:

@@ -637,7 +637,18 @@ def install(
             sd_model=sd_model,
             device=torch.device("cpu"),
             walk_files=walk_files,
-            state=types.SimpleNamespace(textinfo=None, job="", skipped=False, interrupted=False),
+            # modules/shared_state.py State (v1.10.1): the fields a script reads and writes mid-job
+            state=types.SimpleNamespace(
+                textinfo=None,
+                job="",
+                job_no=0,
+                job_count=0,
+                sampling_step=0,
+                sampling_steps=0,
+                skipped=False,
+                interrupted=False,
+                stopping_generation=False,
+            ),
         ),
         # modules/paths_internal.py: models_path is <data_path>/models without --models-dir
         "modules.paths": module(

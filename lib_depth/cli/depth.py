@@ -44,9 +44,7 @@ def _depth_network(args: argparse.Namespace, settings: DepthSettings, progress) 
 def run(args: argparse.Namespace) -> int:
     from ..depth.cache import DepthCache
     from ..depth.estimator import DepthEstimator
-    from ..io.images import image_to_tensor
     from ..io.pairing import expand_image_inputs
-    from ..normalise import settings_ranges
     from .progress import Progress
 
     settings = settings_from_arguments(args)
@@ -71,31 +69,20 @@ def run(args: argparse.Namespace) -> int:
         estimator = DepthEstimator(
             network, key=key, cache=DepthCache(), estimator=settings.estimator, resolution=settings.resolution or None
         )
-    as_sequence = settings.normalise != "per image" or settings.percentile > 0
-    estimates: list[tuple[Path, object]] = []  # (image, raw depth): all of them first for a sequence
-    for number, path in enumerate(images, start=1):
-        counter = f"({number}/{len(images)}) " if len(images) > 1 else ""
-        try:
-            progress.step(f"{'reading' if distance else 'estimating depth'} {counter}{path.name}")
-            tensor = estimator.read(path) if distance else image_to_tensor(path, name="image")
-            if as_sequence and estimates and tuple(tensor.shape[-2:]) != tuple(estimates[0][2]):
-                raise ValueError(
-                    f"{tuple(tensor.shape[-1:-3:-1])} pixels, but the sequence's first frame has "
-                    f"{tuple(estimates[0][2][::-1])}: normalising across frames needs frames of one size"
-                )
-            estimates.append((path, estimator.estimate(tensor), tuple(tensor.shape[-2:])))
-        except (ValueError, OSError) as error:
-            report(f"{path}: {error_text(error)}")
-            continue
-        if not as_sequence:
-            failed += not _write_depth(args, progress, counter, *estimates.pop(), settings, None)
-    if as_sequence and estimates:
-        size = estimates[0][2]
-        progress.step(f"normalising {len(estimates)} frame(s) ({settings.normalise})")
-        ranges = settings_ranges([depth for _, depth, _ in estimates], size, settings, size)
-        for number, ((path, depth, _), depth_range) in enumerate(zip(estimates, ranges, strict=True), start=1):
-            counter = f"({number}/{len(estimates)}) " if len(estimates) > 1 else ""
-            failed += not _write_depth(args, progress, counter, path, depth, size, settings, depth_range)
+    if settings.normalise != "per image" or settings.percentile > 0:
+        not_written = _sequence(args, settings, estimator, images, progress, report)  # (report counts its own)
+        failed += not_written
+    else:
+        for number, path in enumerate(images, start=1):
+            counter = f"({number}/{len(images)}) " if len(images) > 1 else ""
+            try:
+                progress.step(f"{'reading' if distance else 'estimating depth'} {counter}{path.name}")
+                depth, size = _estimate(estimator, path, None)
+            except (ValueError, OSError) as error:
+                report(f"{path}: {error_text(error)}")
+                continue
+            progress.step(f"writing {counter}{path.stem}-depth.png")
+            failed += not _write_depth(args, progress, counter, path, depth, size, settings, None)
     progress.clear()
     if failed:
         print(f"{failed} of {total} item(s) failed", file=sys.stderr)
@@ -127,6 +114,91 @@ class DistanceMaps:
         return tensor
 
 
+def _estimate(estimator, path: Path, size: tuple[int, int] | None) -> tuple:  # noqa: ANN001
+    """(raw depth, image size) of one image; ValueError if a sequence's frame has another size."""
+    from ..io.images import image_to_tensor
+
+    tensor = estimator.read(path) if isinstance(estimator, DistanceMaps) else image_to_tensor(path, name="image")
+    found = tuple(tensor.shape[-2:])
+    if size is not None and found != size:
+        raise ValueError(
+            f"{found[::-1]} pixels, but the sequence's first frame has {size[::-1]}: "
+            "normalising across frames needs frames of one size"
+        )
+    return estimator.estimate(tensor), found
+
+
+def _sequence(args, settings: DepthSettings, estimator, images: list[Path], progress, report) -> int:  # noqa: ANN001
+    """The frames normalised as one sequence, in memory that does not grow with their number: each
+    frame's range as it is measured (per image, smoothed: written at once), or for `shared` every
+    range first, the raw estimates kept meanwhile on disk (io/depth_store.py) and read back for
+    writing. Returns the number of frames that failed (each reported by name)."""
+    from ..io.depth_store import DepthStore
+    from ..sequence_meter import SequenceMeter
+
+    meter: SequenceMeter | None = None
+    size: tuple[int, int] | None = None
+    kept: list[Path] = []  # the frames measured, in order
+    failed = 0
+    clock = _Clock(len(images))
+    with DepthStore() as store:
+        for number, path in enumerate(images, start=1):
+            counter = f"({number}/{len(images)}) " if len(images) > 1 else ""
+            doing = "reading" if isinstance(estimator, DistanceMaps) else "estimating depth"
+            progress.step(f"{doing} {counter}{path.name}{clock.eta(number - 1)}")
+            try:
+                depth, size = _estimate(estimator, path, size)
+                if meter is None:
+                    meter = SequenceMeter(size, settings, size)
+                depth_range = meter.add(depth)
+            except (ValueError, OSError) as error:
+                report(f"{path}: {error_text(error)}")
+                continue
+            if meter.online:  # its range is known: write it now
+                failed += not _write_depth(args, progress, counter, path, depth, size, settings, depth_range)
+            else:
+                store.put(len(kept), depth)
+                kept.append(path)
+        if meter is None or meter.online:
+            return failed
+
+        def depth_of(index: int):  # noqa: ANN202
+            stored = store.get(index)
+            return stored if stored is not None else _estimate(estimator, kept[index], size)[0]
+
+        progress.step(f"normalising {len(kept)} frame(s) ({settings.normalise})")
+        ranges = meter.finish(lambda: (depth_of(index) for index in range(len(kept))))
+        clock = _Clock(len(kept))
+        for number, (path, depth_range) in enumerate(zip(kept, ranges, strict=True), start=1):
+            counter = f"({number}/{len(kept)}) " if len(kept) > 1 else ""
+            progress.step(f"writing {counter}{path.stem}-depth.png{clock.eta(number - 1)}")
+            try:
+                depth = depth_of(number - 1)
+            except (ValueError, OSError) as error:
+                report(f"{path}: {error_text(error)}")
+                continue
+            failed += not _write_depth(args, progress, counter, path, depth, size, settings, depth_range)
+    return failed
+
+
+class _Clock:
+    """The time left in a pass over `total` frames, from the pace so far."""
+
+    def __init__(self, total: int) -> None:
+        import time
+
+        self.total = total
+        self.monotonic = time.monotonic
+        self.started = time.monotonic()
+
+    def eta(self, done: int) -> str:
+        if done < 1 or self.total < 2:
+            return ""
+        left = (self.monotonic() - self.started) / done * (self.total - done)
+        minutes, seconds = divmod(int(left + 0.5), 60)
+        return f", about {minutes}:{seconds:02d} left" if minutes else f", about {seconds} s left"
+
+
 def _write_depth(args, progress, counter: str, path: Path, depth, size, settings, depth_range) -> bool:
     """One image's 16-bit map (and preview) at its own size; False after reporting a failure."""
     from ..conditioning import depth_to_conditioning
@@ -134,7 +206,6 @@ def _write_depth(args, progress, counter: str, path: Path, depth, size, settings
 
     try:
         conditioning = depth_to_conditioning(depth, size, settings, image_size=size, depth_range=depth_range)
-        progress.step(f"writing {counter}{path.stem}-depth.png")
         written = save_png(conditioning_to_png16(conditioning)[0], args.output / f"{path.stem}-depth.png")
         line = f"{path} -> {written}"
         if args.preview:

@@ -15,8 +15,14 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _terminated(signum, frame) -> None:  # noqa: ANN001
+    raise KeyboardInterrupt  # a `kill` ends the command as Ctrl+C does: half-written files removed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import os
+    import signal
+    import threading
     import warnings
 
     parser = build_parser()
@@ -26,6 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[MAX_MEGAPIXELS_VARIABLE] = repr(args.max_megapixels)  # the limit everywhere, for this command
     shown = warnings.showwarning
     warnings.showwarning = _show_warning  # one "warning: ..." line, no source listing
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    terminate = signal.signal(signal.SIGTERM, _terminated) if on_main_thread else None
     try:
         return args.run(args)
     except ValueError as error:
@@ -49,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, terminate)
         warnings.showwarning = shown
         if configured is None:
             os.environ.pop(MAX_MEGAPIXELS_VARIABLE, None)

@@ -45,11 +45,33 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
 def create_new_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> Path:
     """Write a new file at `path` or the next free numbered name; returns where it went.
 
-    The name is claimed with O_EXCL, so an existing file is never opened for writing, even if one
-    appears between the check and the write. A failed write leaves no partial file behind.
+    The content is written to a hidden temporary file first and given its name only when complete
+    (a hard link, which fails rather than replace a file that appeared meanwhile), so the named file
+    is complete or absent even if the process is killed mid-write. Where the file system has no hard
+    links, the name is claimed with O_EXCL and written in place. A failed write leaves nothing behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            write(file)
+        os.chmod(temporary, new_file_mode())
+        for counter in range(_MAX_NUMBERED):
+            candidate = numbered(path, counter)
+            try:
+                os.link(temporary, candidate)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here (some network and FAT file systems)
+                return _create_in_place(path, Path(temporary))
+            return candidate
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+    raise ValueError(f"{path}: {_MAX_NUMBERED} numbered files of this name exist already; choose another name")
+
+
+def _create_in_place(path: Path, written: Path) -> Path:
     for counter in range(_MAX_NUMBERED):
         candidate = numbered(path, counter)
         try:
@@ -57,8 +79,9 @@ def create_new_file(path: str | os.PathLike, write: Callable[[BinaryIO], None]) 
         except FileExistsError:
             continue
         try:
-            with file:
-                write(file)
+            with file, written.open("rb") as source:
+                while chunk := source.read(1 << 20):
+                    file.write(chunk)
         except BaseException:
             candidate.unlink(missing_ok=True)
             raise

@@ -5,10 +5,15 @@ with the same processing object, setting `p.init_images` to the frame as `images
 Scripts are not told which file that is, so the frames are listed and read the same way once
 (`shared.walk_files`, `images.read`) and each generation's init image is found among them by its
 pixels. The sequence (frames, their maps, their normalisation ranges) lives on `p` for the batch.
+
+Normalised as one sequence, the frames are measured before the first generation, in memory that
+does not grow with their number (sequence_meter.py): each frame's estimate is kept on disk
+(io/depth_store.py) and handed to its generation, so it is estimated once whatever the cache setting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +21,16 @@ from typing import Any
 
 import torch
 
+from ..depth.cache import image_digest
 from ..geometry import Geometry
 from ..io.depth_files import read_depth_file
+from ..io.depth_store import DepthStore
 from ..io.depthmap import read_user_depth
 from ..io.images import image_to_tensor
 from ..io.pairing import pair_depth_maps
-from ..normalise import DepthRange, settings_ranges
+from ..normalise import DepthRange, conditioning_key
 from ..run import PER_IMAGE, DepthInputError, DepthRun
+from ..sequence_meter import SequenceMeter
 from ..settings import DepthSettings
 
 BATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # process_batch's allowed_extensions
@@ -43,6 +51,10 @@ class BatchSequence:
     index: dict[str, int]  # pixels_key -> frame
     ranges: list[DepthRange] | None = None
     ranges_for: tuple | None = field(default=None)  # the (geometry, settings) the ranges were measured for
+    store: DepthStore | None = None  # the estimates of the measured geometry, on disk (removed with the sequence)
+    digests: dict[int, str] = field(default_factory=dict)  # frame -> the estimated image's digest
+    measured_at: Geometry | None = None  # the geometry of the stored estimates
+    note: str | None = None  # why a later pass measured the sequence again, for the infotext
 
     @classmethod
     def read(cls, frames_folder: str, maps_folder: str, policy: str) -> BatchSequence:
@@ -112,7 +124,6 @@ def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None
         number = sequence.frame_of(p.init_images[0])
     except ValueError as problem:
         return DepthRun(settings, estimator, error=error or f"depth2img: {problem}")
-    keep_frames_cached(sequence)
     depth_map = sequence.maps[number]
     if depth_map is None:  # policy "estimate" (with "stop" pairing has refused already)
         return DepthRun(settings.replace(source="estimate"), estimator, error=error)
@@ -128,51 +139,136 @@ def frame_run(p: Any, settings: DepthSettings, estimator: Any, error: str | None
     return DepthRun(settings.replace(source="upload"), estimator, image, error=error)
 
 
-def keep_frames_cached(sequence: BatchSequence) -> None:
-    """While a batch runs, the depth cache holds every frame (unless the user turned it off), so the
-    sequence pass estimates each frame once for all."""
-    from . import options
-    from .depth_model import CACHE
-
-    wanted = int(options.read("depth2img_cache_entries"))
-    if wanted:
-        CACHE.resize(max(wanted, len(sequence.frames) + 4), CACHE.max_bytes)
-
-
 def sequence_ranges_for(p: Any, run: DepthRun, geometry: Geometry) -> list[DepthRange] | None:
-    """This frame's range when the batch is normalised as a sequence: every frame's depth is
-    gathered once (estimated through the shared cache, so the generations that follow find it)."""
+    """This frame's range when the batch is normalised as a sequence (the whole sequence measured
+    on the first frame's call), and its estimate from that measurement handed to the run."""
     sequence: BatchSequence | None = getattr(p, "depth2img_batch", None)
     settings = run.settings
     if sequence is None or (settings.normalise == PER_IMAGE and not settings.percentile):
         return None
     key = (geometry, settings.replace(source="estimate"))
     if sequence.ranges is None or sequence.ranges_for != key:
-        try:
-            sequence.ranges = _measure(sequence, run, geometry)
-        except (OSError, ValueError) as problem:  # a frame or map that fails now: stop with its name
-            raise DepthInputError(f"depth2img: {problem}") from None
-        sequence.ranges_for = key
-    return [sequence.ranges[sequence.frame_of(p.init_images[0])]]
+        reused = _mapped_ranges(sequence, key)
+        if reused is None:
+            if sequence.ranges is not None:
+                sequence.note = _why_again(sequence.ranges_for[0], geometry)
+            if sequence.store is not None:
+                sequence.store.close()
+            sequence.store, sequence.digests = DepthStore(), {}
+            try:
+                reused = _measure(sequence, run, geometry)
+            except (OSError, ValueError) as problem:  # a frame or map that fails now: stop with its name
+                raise DepthInputError(f"depth2img: {problem}") from None
+        sequence.ranges, sequence.ranges_for = reused, key
+    if sequence.note:
+        p.extra_generation_params["Depth2img sequence"] = sequence.note
+    number = sequence.frame_of(p.init_images[0])
+    stored = sequence.store.get(number) if sequence.store is not None and _measured_at(sequence, geometry) else None
+    run.known_depth = (sequence.digests[number], stored) if stored is not None else None
+    return [sequence.ranges[number]]
+
+
+def _measured_at(sequence: BatchSequence, geometry: Geometry) -> bool:
+    return sequence.store is not None and sequence.measured_at == geometry
+
+
+def _mapped_ranges(sequence: BatchSequence, key: tuple) -> list[DepthRange] | None:
+    """The measured ranges for a later pass whose geometry is the measured one scaled (same fit,
+    same aspect, same settings): raw depth ranges do not depend on the size they are applied at."""
+    if sequence.ranges is None or sequence.ranges_for is None:
+        return None
+    (before, settings_before), (after, settings) = sequence.ranges_for, key
+    if settings_before != settings or _why_again(before, after) is not None:
+        return None
+    computed_for = conditioning_key(after.latent, settings, after.image_size)
+    return [dataclasses.replace(r, computed_for=computed_for) for r in sequence.ranges]
+
+
+def _why_again(before: Geometry, after: Geometry) -> str | None:
+    """Why a pass's geometry does not map onto the measured one (None: it does)."""
+    if after.crop is not None or before.crop is not None:
+        return f"ranges measured again at {after.width}x{after.height}: an only-masked crop"
+    if after.resize_mode != before.resize_mode:
+        return f"ranges measured again at {after.width}x{after.height}: another resize mode"
+    if after.width * before.height != before.width * after.height:
+        return (
+            f"ranges measured again at {after.width}x{after.height}: another aspect ratio than "
+            f"{before.width}x{before.height}"
+        )
+    if after.height * before.latent[0] != before.height * after.latent[0]:
+        return f"ranges measured again at {after.width}x{after.height}: another latent scale"
+    return None
 
 
 def _measure(sequence: BatchSequence, run: DepthRun, geometry: Geometry) -> list[DepthRange]:
-    """Every frame's raw depth at this pass's geometry (its map, or its estimate), then the ranges."""
-    from modules import images, shared
+    """Every frame's raw depth at this pass's geometry (its map, or its estimate, kept in the
+    sequence's store), measured one at a time, then the ranges. Shows its progress in the WebUI's
+    progress bar and stops on Interrupt or Skip (nothing is generated then)."""
+    from modules import shared
+
+    state = shared.state
+    sequence.measured_at = geometry
+    meter = SequenceMeter(geometry.latent, run.settings, geometry.image_size)
+    total = len(sequence.frames)
+    steps = (getattr(state, "sampling_step", 0), getattr(state, "sampling_steps", 0))
+    bad: list[str] = []
+    try:
+        for number in range(total):
+            if state.interrupted or state.skipped:
+                how = "interrupted" if state.interrupted else "skipped"
+                raise ValueError(
+                    f"stopped while measuring the sequence ({how} at frame {number + 1} of {total}); "
+                    "no frame was generated"
+                )
+            state.textinfo = f"Depth2img: depth of frame {number + 1} of {total}"
+            state.sampling_step, state.sampling_steps = number, total
+            try:
+                if bad:  # the batch stops: only look for the other bad frames, estimating nothing
+                    _check_readable(sequence, number, run.settings.depth_kind)
+                else:
+                    meter.add(_frame_depth(sequence, run, geometry, number, measuring=True))
+            except (OSError, ValueError) as problem:
+                bad.append(f"{sequence.frames[number].name}: {problem}")
+        if bad:
+            raise ValueError(f"{len(bad)} frame(s) cannot be used; no frame was generated:\n" + "\n".join(bad))
+        state.textinfo = f"Depth2img: normalising {total} frames ({run.settings.normalise})"
+        return meter.finish(lambda: (_frame_depth(sequence, run, geometry, n) for n in range(total)))
+    finally:
+        state.textinfo = None
+        state.sampling_step, state.sampling_steps = steps
+
+
+def _check_readable(sequence: BatchSequence, number: int, depth_kind: str) -> None:
+    """Read a frame (or its map) as the measurement would, without estimating; OSError/ValueError if not."""
+    from modules import images
+
+    if sequence.maps[number] is not None:
+        name = f"depth map for {sequence.frames[number].name}"
+        read_user_depth(sequence.maps[number], depth_kind, name=name)
+    else:
+        images.read(sequence.frames[number]).load()
+
+
+def _frame_depth(sequence: BatchSequence, run: DepthRun, geometry: Geometry, number: int, *, measuring=False):  # noqa: ANN001, ANN202
+    """One frame's raw depth: its map fitted to the geometry, its stored estimate, or estimated
+    (and stored, with its image's digest, when `measuring`)."""
+    from modules import images
 
     from .prepare import prepare_image
 
-    settings = run.settings
-    depths = []
-    for number, frame in enumerate(sequence.frames):
-        shared.state.textinfo = f"Depth2img: depth of frame {number + 1} of {len(sequence.frames)}"
-        if sequence.maps[number] is not None:
-            name = f"depth map for {frame.name}"
-            fitted = geometry.fit(read_user_depth(sequence.maps[number], settings.depth_kind, name=name).values)
-            depths.append(torch.from_numpy(fitted)[None, None])
-        else:
-            image = prepare_image(
-                images.read(frame), width=geometry.width, height=geometry.height, resize_mode=geometry.resize_mode
-            )
-            depths.append(run.estimate(image_to_tensor(image.convert("RGB"), name=frame.name)).cpu())
-    return settings_ranges(depths, geometry.latent, settings, geometry.image_size)
+    frame = sequence.frames[number]
+    if sequence.maps[number] is not None:
+        name = f"depth map for {frame.name}"
+        fitted = geometry.fit(read_user_depth(sequence.maps[number], run.settings.depth_kind, name=name).values)
+        return torch.from_numpy(fitted)[None, None]
+    stored = sequence.store.get(number)
+    if stored is not None:
+        return stored
+    image = prepare_image(
+        images.read(frame), width=geometry.width, height=geometry.height, resize_mode=geometry.resize_mode
+    )
+    tensor = image_to_tensor(image.convert("RGB"), name=frame.name)
+    depth = run.estimate(tensor).cpu()
+    if measuring and sequence.store.put(number, depth):
+        sequence.digests[number] = image_digest(tensor[0])
+    return depth

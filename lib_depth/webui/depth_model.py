@@ -166,9 +166,9 @@ _applied_cache_entries: list[int] = []  # the setting last applied to CACHE
 
 
 def apply_cache_option() -> None:
-    """Apply "Depth cache size" when it changed. Not on every generation: a Batch-tab sequence raises
-    the size for its frames (batch.keep_frames_cached), and shrinking it back before each frame would
-    evict the estimates its frames are about to use."""
+    """Apply "Depth cache size" when it changed (resizing on every generation would evict entries a
+    setting that did not change keeps). A Batch-tab sequence does not depend on it: its frames'
+    estimates are kept on disk for its generations (batch.py)."""
     wanted = int(options.read("depth2img_cache_entries"))
     if _applied_cache_entries != [wanted]:
         CACHE.resize(wanted, CACHE.max_bytes)
