@@ -21,8 +21,7 @@ from lib_depth.cli.main import main
 from lib_depth.io import depth_store
 from lib_depth.io.depth_store import DepthStore
 from lib_depth.io.files import create_new_file
-from lib_depth.normalise import settings_ranges
-from lib_depth.sequence_meter import ExactQuantiles, SequenceMeter
+from lib_depth.normalise import ExactQuantiles, SequenceMeter, settings_ranges
 
 EDITS = {"invert": True, "near": 0.9, "far": 0.05, "gamma": 1.6, "blur": 6.0}
 

@@ -134,7 +134,7 @@ def _sequence(args, settings: DepthSettings, estimator, images: list[Path], prog
     range first, the raw estimates kept meanwhile on disk (io/depth_store.py) and read back for
     writing. Returns the number of frames that failed (each reported by name)."""
     from ..io.depth_store import DepthStore
-    from ..sequence_meter import SequenceMeter
+    from ..normalise import SequenceMeter
 
     meter: SequenceMeter | None = None
     size: tuple[int, int] | None = None

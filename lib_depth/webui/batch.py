@@ -7,7 +7,7 @@ Scripts are not told which file that is, so the frames are listed and read the s
 pixels. The sequence (frames, their maps, their normalisation ranges) lives on `p` for the batch.
 
 Normalised as one sequence, the frames are measured before the first generation, in memory that
-does not grow with their number (sequence_meter.py): each frame's estimate is kept on disk
+does not grow with their number (normalise/meter.py): each frame's estimate is kept on disk
 (io/depth_store.py) and handed to its generation, so it is estimated once whatever the cache setting.
 """
 
@@ -28,9 +28,8 @@ from ..io.depth_store import DepthStore
 from ..io.depthmap import read_user_depth
 from ..io.images import image_to_tensor
 from ..io.pairing import pair_depth_maps
-from ..normalise import DepthRange, conditioning_key
+from ..normalise import DepthRange, SequenceMeter, conditioning_key
 from ..run import PER_IMAGE, DepthInputError, DepthRun
-from ..sequence_meter import SequenceMeter
 from ..settings import DepthSettings
 
 BATCH_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff")  # process_batch's allowed_extensions

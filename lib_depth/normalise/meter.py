@@ -1,6 +1,6 @@
 """Sequence ranges measured one frame at a time, in memory that does not grow with the frames.
 
-`normalise.sequence_ranges` takes every frame at once; a clip of thousands of frames does not fit.
+`ranges.sequence_ranges` takes every frame at once; a clip of thousands of frames does not fit.
 `SequenceMeter` gives exactly the same ranges from frames handed in one by one:
 
 - `per image` and `smoothed`: a frame's range depends only on it and the frames before it, so
@@ -17,18 +17,18 @@ from typing import Callable, Iterable
 
 import torch
 
-from .edits import check_size_argument, resize_depth
-from .normalise import (
+from ..edits import check_size_argument, resize_depth
+from ..settings import DepthSettings, check_settings_argument
+from .ranges import (
     DEFAULT_CUT_THRESHOLD,
     DepthRange,
     SmoothedRanges,
-    _bounds,
-    _rank,
     check_sequence_options,
     conditioning_key,
     edit_resized,
+    frame_bounds,
+    percentile_rank,
 )
-from .settings import DepthSettings, check_settings_argument
 
 __all__ = ["ExactQuantiles", "SequenceMeter"]
 
@@ -185,7 +185,7 @@ class SequenceMeter:
         if self._smoother is not None:
             self._ranges.append(self._smoother._next_resized(frame))
             return self._ranges[-1]
-        low, high = _bounds(frame, self.percentile)
+        low, high = frame_bounds(frame, self.percentile)
         if self.mode == "per image":
             self._ranges.append(self._with_edits(frame, low, high))
             return self._ranges[-1]
@@ -203,7 +203,7 @@ class SequenceMeter:
             return list(self._ranges)
         low, high = self._low, self._high
         if self._quantiles is not None:
-            rank = _rank(self.percentile, self._quantiles.count)
+            rank = percentile_rank(self.percentile, self._quantiles.count)
             ranks = [rank, self._quantiles.count - rank - 1]
             low, high = self._quantiles.select(ranks, self._frames(depths_again))
         if not self.settings.has_edits:
@@ -211,7 +211,7 @@ class SequenceMeter:
         edited_low, edited_high = float("inf"), float("-inf")
         for frame in self._frames(depths_again)():
             edited = edit_resized(frame, self.latent_size, self.settings, self.image_size, DepthRange(low, high))
-            bounds = _bounds(edited, 0.0)
+            bounds = frame_bounds(edited, 0.0)
             edited_low, edited_high = min(edited_low, bounds[0]), max(edited_high, bounds[1])
         return [DepthRange(low, high, edited_low, edited_high, computed_for=self.key)] * self.frames
 
@@ -219,7 +219,7 @@ class SequenceMeter:
         if not self.settings.has_edits:
             return DepthRange(low, high, computed_for=self.key)
         edited = edit_resized(frame, self.latent_size, self.settings, self.image_size, DepthRange(low, high))
-        return DepthRange(low, high, *_bounds(edited, 0.0), computed_for=self.key)
+        return DepthRange(low, high, *frame_bounds(edited, 0.0), computed_for=self.key)
 
     def _resized(self, depth: torch.Tensor, index: int) -> torch.Tensor:
         frame = resize_depth(depth, self.latent_size, name=f"depth of frame {index + 1}")

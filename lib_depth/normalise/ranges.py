@@ -1,5 +1,5 @@
-"""Normalisation, in one place: which depth values become near and far (0..1 before the edits,
-[-1, 1] after them), per image or measured over a frame sequence.
+"""The ranges of a sequence's frames, all given at once: which depth values become near and far
+(0..1 before the edits, [-1, 1] after them).
 
 - `per image`: each image's own min..max (what the model was trained on; the default).
 - `shared`: one range for the whole sequence.
@@ -22,10 +22,10 @@ from typing import Iterable
 
 import torch
 
+from ..edits import check_size_argument, edit_unit_depth, resize_depth
+from ..fields import DEFAULT_TIME_CONSTANT, EDIT_FIELDS, NORMALISE_MODES
+from ..settings import DepthSettings, check_settings_argument
 from .depth_range import DepthRange, rescale_per_image, rescale_to_range
-from .edits import check_size_argument, edit_unit_depth, resize_depth
-from .fields import DEFAULT_TIME_CONSTANT, EDIT_FIELDS, NORMALISE_MODES
-from .settings import DepthSettings, check_settings_argument
 
 __all__ = [
     "DEFAULT_CUT_THRESHOLD",
@@ -159,7 +159,7 @@ def _frames(depths: torch.Tensor | Iterable[torch.Tensor], latent_size: tuple[in
     return frames
 
 
-def _rank(percentile: float, count: int) -> int:
+def percentile_rank(percentile: float, count: int) -> int:
     """0-based rank of the lower bound: floor(p/100 * n), exactly (nearest rank, no interpolation).
 
     Exact ranks keep a repeated frame's pooled range equal to its own range (static sequences).
@@ -167,11 +167,11 @@ def _rank(percentile: float, count: int) -> int:
     return int(Fraction(percentile) * count // 100)
 
 
-def _bounds(values: torch.Tensor, percentile: float) -> tuple[float, float]:
+def frame_bounds(values: torch.Tensor, percentile: float) -> tuple[float, float]:
     flat = values.reshape(-1)
     if percentile == 0.0:
         return float(flat.amin()), float(flat.amax())
-    rank = _rank(percentile, flat.numel())
+    rank = percentile_rank(percentile, flat.numel())
     low = flat.kthvalue(rank + 1).values
     high = flat.kthvalue(flat.numel() - rank).values
     return float(low), float(high)
@@ -286,12 +286,12 @@ class SmoothedRanges:
         self._previous = centred
         self.frames += 1
         self.last_was_cut = cut
-        bounds = _bounds(frame, self.percentile)
+        bounds = frame_bounds(frame, self.percentile)
         self._raw = bounds if cut else _follow(self._raw, bounds, self.rate)
         if not self.settings.has_edits:
             return DepthRange(*self._raw, computed_for=self.key)
         edited = edit_resized(frame, self.latent_size, self.settings, self.image_size, DepthRange(*self._raw))
-        edited_bounds = _bounds(edited, 0.0)
+        edited_bounds = frame_bounds(edited, 0.0)
         self._edited = edited_bounds if cut else _follow(self._edited, edited_bounds, self.rate)
         return DepthRange(*self._raw, *self._edited, computed_for=self.key)
 
@@ -337,14 +337,14 @@ def sequence_ranges(
         )
         return [smoother._next_resized(frame) for frame in frames]
 
-    bounds = [_bounds(frame, percentile) for frame in frames]
+    bounds = [frame_bounds(frame, percentile) for frame in frames]
     pooled = _pooled(frames, bounds, percentile) if mode == "shared" else (0.0, 0.0)
     raw = _combine(bounds, mode, pooled)
     if not settings.has_edits:
         return [DepthRange(low, high, computed_for=key) for low, high in raw]
 
     edited_bounds = [  # exact min/max: the percentile already clipped the raw range
-        _bounds(edit_resized(frame, latent_size, settings, image_size, DepthRange(low, high)), 0.0)
+        frame_bounds(edit_resized(frame, latent_size, settings, image_size, DepthRange(low, high)), 0.0)
         for frame, (low, high) in zip(frames, raw, strict=True)
     ]
     edited_pooled = (min(low for low, _ in edited_bounds), max(high for _, high in edited_bounds))
@@ -379,4 +379,4 @@ def _pooled(frames: list[torch.Tensor], bounds: list[tuple[float, float]], perce
     if percentile == 0.0:
         return min(low for low, _ in bounds), max(high for _, high in bounds)
     values = torch.cat([frame.reshape(-1).to(torch.float64) for frame in frames])
-    return _bounds(values, percentile)
+    return frame_bounds(values, percentile)

@@ -1,5 +1,5 @@
 """What a depth range is and how it is applied: the values that become near and far, per image (its
-own min/max) or given (frame sequences). normalise.py decides the ranges; this module only applies
+own min/max) or given (frame sequences). ranges.py and meter.py decide the ranges; this module only applies
 them, so a flat image never divides by zero."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .edits import HUGE
+from ..edits import HUGE
 
 _FLAT_RELATIVE_SPAN = 1e-6
 
