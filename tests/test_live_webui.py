@@ -411,7 +411,7 @@ def test_xyz_plot_over_gamma_gives_each_cell_its_value(status):
     """X/Y/Z plot over "[Depth2img] Gamma" (the axis index looked up by its label): each cell's infotext
     carries its value; with the depth maps saved, the two cells' conditionings differ."""
     index = status["xyz_axes"]["img2img"]["[Depth2img] Gamma"]
-    since = time.time() - 1
+    before = set(saved_depth_maps(0.0))  # not a time window: the test before saves maps a moment earlier
     xyz_args = [index, "0.8, 1.5", [], 0, "", [], 0, "", [], True, True, False, False, False, False, False, 0, False]
     payload = generation(
         "img2img",
@@ -429,7 +429,7 @@ def test_xyz_plot_over_gamma_gives_each_cell_its_value(status):
     assert "X Type: [Depth2img] Gamma" in infotexts[0]
     assert "Depth2img: source=estimate; gamma=0.8" in infotexts[1]
     assert "Depth2img: source=estimate; gamma=1.5" in infotexts[2]
-    maps = saved_depth_maps(since)
+    maps = [path for path in saved_depth_maps(0.0) if path not in before]
     assert len(maps) == 2
     first, second = (np.asarray(Image.open(p), dtype=np.float64) for p in maps)
     assert np.abs(first - second).mean() > 100  # 16-bit maps: gamma moved the mid depths
