@@ -397,6 +397,9 @@ def test_forge_preview_reads_the_inpaint_canvas(status):
             }.get(props[index].get("elem_id"), canvas_values.get(index, props[index].get("value")))
             data.append(2 if index == preview["inputs"][0] else value)  # the inpaint sub-tab
         image, status_line = run_gradio(preview["api_name"], data)
+        if isinstance(image, dict) and image.get("__type__") == "update":  # the picture is shown by an update
+            assert image.get("visible") is not False and image.get("value"), status_line
+            image = image["value"]
         with urllib.request.urlopen(f"{URL}/file={image['path']}", timeout=60) as response:
             return np.asarray(Image.open(io.BytesIO(response.read())), dtype=np.float64), status_line
 
